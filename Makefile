@@ -1,0 +1,26 @@
+# Every target installs what it needs first; nothing outside this folder is required
+# beyond python3 (3.11), node/npm, and (for the database tests) PostgreSQL binaries.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: venv node test clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements-dev.txt 2> >(grep -v "is ignored: it is neither" >&2)
+	touch $@
+
+node: node_modules/.installed
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: venv node
+	$(PY) -m pytest
+
+clean:
+	rm -rf cdk.out .pytest_cache reports
