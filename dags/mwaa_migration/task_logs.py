@@ -544,20 +544,23 @@ def _copy_stream(api: LogsApi, run: _Run, source: str, target: str) -> str:
     counts: dict = {}
     events = skip_already_written(api.events(run.source_group, source), target_tail, counts)
     written = rejected = 0
-    for batch in plan_batches(events):
-        response = api.put(run.target_group, target, batch)
-        refused = rejected_count(len(batch), response.get("rejectedLogEventsInfo"))
-        written += len(batch) - refused
-        rejected += refused
-    s["events_copied"] += written
-    s["events_rejected"] += rejected
-    s["events_already_present"] += counts.get("present", 0)
+    try:
+        for batch in plan_batches(events):
+            response = api.put(run.target_group, target, batch)
+            refused = rejected_count(len(batch), response.get("rejectedLogEventsInfo"))
+            written += len(batch) - refused
+            rejected += refused
+            s["events_copied"] += len(batch) - refused  # kept current for a failure's summary
+            s["events_rejected"] += refused
+    finally:
+        s["events_already_present"] += counts.get("present", 0)
     if rejected:
         run.note("errors", {"stream": target, "reason": (
             f"CloudWatch refused {rejected} event(s) older than 14 days or the group's "
             f"retention (or over 2 hours in the future); they are not in the target")})
-    if target_tail is None:
+    if created:
         return "copied"
+    # an existing target (empty, or holding a prefix) that needed events is a resume
     return "resumed" if written or rejected else "skipped"
 
 
@@ -671,8 +674,9 @@ def copy_task_logs(logs_client, *, source_env: str, target_env: str, source_vers
                     raise fail(f"copying {route} stopped: {err}", target) from err
             if outcome == "missing":
                 s["streams_missing"] += 1
+                if s["streams_missing"] <= LIST_LIMIT:
+                    log.warning("no source stream %s/%s", source_group, source)
                 run.note("missing", source)
-                log.warning("no source stream %s/%s", source_group, source)
             else:
                 s[f"streams_{outcome}"] += 1
             done += 1

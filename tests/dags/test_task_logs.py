@@ -409,14 +409,25 @@ def test_non_retryable_error_fails_at_once_with_stream_name(logs):
     assert sleeps == []
 
 
-def test_write_with_unknown_outcome_is_not_retried_then_resumed(logs):
+@pytest.mark.parametrize("applied", [False, True], ids=["lost-before-send", "applied-then-timeout"])
+def test_write_with_unknown_outcome_is_not_retried_then_resumed(logs, applied):
     t = ti()
-    src = events(12_000)
+    src = events(10_050)  # two PutLogEvents batches
     seed(logs, SRC_GROUP, name(t, 1), src)
-    inject(logs, "PutLogEvents", None, 1,
-           exc=ReadTimeoutError(endpoint_url="https://logs"))
-    with pytest.raises(tl.TaskLogCopyError, match="ReadTimeoutError"):
+    state = {"left": 1}
+
+    def timeout(**_):
+        if state["left"]:
+            state["left"] -= 1
+            raise ReadTimeoutError(endpoint_url="https://logs")
+
+    # "after-call" fires once CloudWatch has stored the batch: the caller never hears so
+    logs.meta.events.register(
+        f"{'after' if applied else 'before'}-call.cloudwatch-logs.PutLogEvents", timeout)
+    with pytest.raises(tl.TaskLogCopyError, match="ReadTimeoutError") as info:
         copy(logs, [t])
+    assert len(read_all(logs, DST_GROUP, name(t, 1))) == (10_000 if applied else 0)
+    assert info.value.summary["events_copied"] == 0  # an unconfirmed batch is not counted
     # the next run resumes from what the target holds; nothing is duplicated
     summary = copy(logs, [t])
     assert read_all(logs, DST_GROUP, name(t, 1)) == [(e["timestamp"], e["message"]) for e in src]
