@@ -71,7 +71,7 @@ def run_id(migration_id: str, step: str, rerun_token: str = "") -> str:
 
     ``mig-{migration_id[:24]}-{e|i|c}``; a non-empty RerunToken appends
     ``-r{6 hex of its sha256}`` so a changed token names (and starts) a new run.
-    At most 37 characters.
+    At most 38 characters.
     """
     if step not in STEPS:
         raise PropertyError(f"Step={step!r} is not allowed; allowed: {', '.join(STEPS)}")
