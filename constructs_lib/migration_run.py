@@ -34,9 +34,9 @@ LAMBDA_ROOT = Path(__file__).resolve().parents[1] / "lambda"
 ASSET_EXCLUDE = ["**/__pycache__", "**/*.pyc", "**/tests", "**/test_*.py", "**/.pytest_cache"]
 RESOURCE_TYPE = "Custom::MwaaDagRun"
 MAX_TOTAL_TIMEOUT = Duration.hours(1)
-# Margin between our own "still running" failure and the framework's timeout: one poll,
-# one handler run and some slack, so CloudFormation shows our message, not "timed out".
-_BUDGET_MARGIN_S = 90
+# Slack between our own "still running" failure and the framework's timeout (on top of one
+# poll interval and one handler run), so CloudFormation shows our message, not "timed out".
+_BUDGET_SLACK_S = 30
 
 
 class MigrationRunner(Construct):
@@ -50,6 +50,7 @@ class MigrationRunner(Construct):
         ``vpc_subnets`` with ``security_group`` (which must reach the webserver endpoint and the
         airflow.env and cloudformation interface endpoints on 443).
     log_retention: of the Lambdas' and the waiter's log groups.
+    handler_timeout: of each handler run; the wait budget leaves room for one more run.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *,
@@ -62,7 +63,7 @@ class MigrationRunner(Construct):
                  vpc_subnets: Optional[ec2.SubnetSelection] = None,
                  security_group: Optional[ec2.ISecurityGroup] = None,
                  log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
-                 handler_timeout: Duration = Duration.minutes(2)) -> None:
+                 handler_timeout: Duration = Duration.minutes(3)) -> None:
         super().__init__(scope, construct_id)
         names = list(environment_names)
         if not 1 <= len(names) <= 2:
@@ -72,7 +73,8 @@ class MigrationRunner(Construct):
         if total_timeout.to_seconds() > MAX_TOTAL_TIMEOUT.to_seconds():
             raise ValueError(f"total_timeout={total_timeout.to_human_string()} exceeds the Provider "
                              "framework's limit of 1 hour: split the work into several resources")
-        budget = int(total_timeout.to_seconds() - query_interval.to_seconds() - _BUDGET_MARGIN_S)
+        budget = int(total_timeout.to_seconds() - query_interval.to_seconds()
+                     - handler_timeout.to_seconds() - _BUDGET_SLACK_S)
         if budget < 60:
             raise ValueError(f"total_timeout={total_timeout.to_human_string()} leaves no time to wait "
                              f"with query_interval={query_interval.to_human_string()}")

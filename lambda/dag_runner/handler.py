@@ -36,6 +36,7 @@ from typing import Callable, Optional
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
 from dag_runner import plan
 from dag_runner.airflow_api import AirflowClient, run_path, urllib_http
@@ -51,6 +52,10 @@ _BOTO_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 2},
 
 class RunFailed(RuntimeError):
     """The DAG run failed; the message names the task and its log."""
+
+
+class RunVanished(RuntimeError):
+    """The run this resource waited on is gone from Airflow (deleted)."""
 
 
 class RunTimeout(RuntimeError):
@@ -86,16 +91,27 @@ def _base_data(props: plan.Props, client: AirflowClient) -> dict:
 
 
 def _stack_rolling_back(client: AirflowClient, cfn, stack_id: str) -> bool:
-    resp = client.aws_call((cfn if cfn is not None else _cfn()).describe_stacks, StackName=stack_id)
+    try:
+        resp = client.aws_call((cfn if cfn is not None else _cfn()).describe_stacks, StackName=stack_id)
+    except (EndpointConnectionError, ConnectTimeoutError) as exc:
+        raise RuntimeError(
+            f"cannot reach CloudFormation to tell a rollback from an update ({exc}); a runner "
+            "inside a VPC without NAT needs a cloudformation interface endpoint") from None
     status = resp["Stacks"][0]["StackStatus"]
     log.info("stack status %s", status)
     return "ROLLBACK" in status and status.endswith("_IN_PROGRESS")
 
 
-def advance(client: AirflowClient, props: plan.Props) -> tuple[Optional[dict], bool]:
+def advance(client: AirflowClient, props: plan.Props, *,
+            may_trigger: bool = True) -> tuple[Optional[dict], bool]:
     """Make sure the run exists and can make progress: (run or None if the DAG is not
-    known yet, created now). Idempotent: an existing run is adopted, never re-triggered."""
+    known yet, created now). Idempotent: an existing run is adopted, never re-triggered.
+    ``may_trigger`` False (is_complete after a run was seen): a missing run is an error."""
     run = client.get_run(props.dag_id, props.run_id)
+    if run is None and not may_trigger:
+        raise RunVanished(
+            f"DAG {props.dag_id} run {props.run_id} is gone from MWAA environment "
+            f"{props.environment_name} (deleted while the deployment waited); redeploy to start it again")
     if run is None:
         if client.ensure_unpaused(props.dag_id) is None:
             log.info("DAG %s not known to %s yet", props.dag_id, props.environment_name)
@@ -158,7 +174,8 @@ def is_complete(event: dict, context=None, *, mwaa=None, http=urllib_http,
         return {"IsComplete": True}
     props = plan.parse_props(event.get("ResourceProperties"))
     client = _client(props, mwaa, http, sleep)
-    run, _created = advance(client, props)
+    # only a resource still waiting for its DAG to be parsed may trigger from here
+    run, _created = advance(client, props, may_trigger=data.get("State") == "waiting-for-dag")
     waited = now() - float(data.get("StartedAt") or now())
     outcome = plan.classify(run)
     if outcome == "success":

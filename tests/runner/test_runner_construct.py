@@ -103,9 +103,10 @@ def test_one_provider_three_runs_in_order(private):
 def test_timeouts(private):
     _, _, runner, _, t = private
     for fn in functions(t, "dag_runner.handler.").values():
-        assert fn["Properties"]["Timeout"] == 120
-        # our "redeploy resumes" failure comes before the framework's 55 min timeout
-        assert fn["Properties"]["Environment"]["Variables"] == {"WAIT_BUDGET_SECONDS": "3180"}
+        assert fn["Properties"]["Timeout"] == 180
+        # our "redeploy resumes" failure comes before the framework's 55 min timeout:
+        # 3300 s - one poll (30) - one handler run (180) - slack (30)
+        assert fn["Properties"]["Environment"]["Variables"] == {"WAIT_BUDGET_SECONDS": "3060"}
     machine = next(iter(t.find_resources("AWS::StepFunctions::StateMachine").values()))
     definition = json.dumps(machine["Properties"]["DefinitionString"])
     assert '\\"IntervalSeconds\\":30' in definition and '\\"MaxAttempts\\":110' in definition

@@ -301,3 +301,33 @@ def test_delete_with_broken_properties_still_succeeds(mwaa):
 def test_bad_property_is_named_before_any_call(mwaa):
     with pytest.raises(plan.PropertyError, match=r"MigrationId='Bad_Id' is not allowed"):
         call_on_event(event(MigrationId="Bad_Id"), mwaa)
+
+
+def test_run_deleted_while_waiting_is_not_retriggered(mwaa):
+    ev = {**event(), "PhysicalResourceId": PHYSICAL,
+          "Data": {"Action": "run", "State": "running", "StartedAt": str(int(T0))}}
+    mwaa.get_run(DAG, RUN, None)
+    with pytest.raises(handler.RunVanished, match=f"run {RUN} is gone"):
+        call_is_complete(ev, mwaa)
+
+
+def test_waiting_for_dag_triggers_from_is_complete_once_parsed(mwaa):
+    ev = {**event(), "PhysicalResourceId": PHYSICAL,
+          "Data": {"Action": "run", "State": "waiting-for-dag", "StartedAt": str(int(T0))}}
+    mwaa.get_run(DAG, RUN, None)
+    mwaa.get_dag(DAG, paused=True)
+    mwaa.unpause(DAG)
+    mwaa.rest("POST", f"/dags/{DAG}/dagRuns", 200, run_answer("queued", False), body=trigger_body(False))
+    assert call_is_complete(ev, mwaa) == {"IsComplete": False}
+
+
+def test_unreachable_cloudformation_is_explained(mwaa):
+    from botocore.exceptions import EndpointConnectionError
+
+    class NoRoute:
+        def describe_stacks(self, **kw):
+            raise EndpointConnectionError(endpoint_url="https://cloudformation.eu-west-1.amazonaws.com/")
+
+    ev = event("Update", physical="other/physical/id", old=event()["ResourceProperties"])
+    with pytest.raises(RuntimeError, match="needs a cloudformation interface endpoint"):
+        call_on_event(ev, mwaa, cfn=NoRoute())
