@@ -120,7 +120,7 @@ def advance(client: AirflowClient, props: plan.Props, *,
         log.info("%s run %s of %s on %s (%s)", "triggered" if created else "adopted",
                  props.run_id, props.dag_id, props.environment_name, client.channel)
         return run, created
-    log.info("adopting run %s of %s: %s", props.run_id, props.dag_id, run.get("state"))
+    log.info("run %s of %s exists: %s", props.run_id, props.dag_id, run.get("state"))
     if plan.classify(run) == "wait":
         # a paused DAG leaves its runs queued (and stops scheduling a running one)
         client.ensure_unpaused(props.dag_id)
