@@ -14,7 +14,7 @@ from typing import Optional
 from mwaa_common import versions
 
 # Which step of the migration a resource runs, and the letter its run id ends in
-# (contracts §4: mig-{migration_id[:24]}-{e|i|c}).
+# (contracts §4: mig-{short migration id}-{e|i|c}).
 STEPS: dict[str, str] = {"export": "e", "import": "i", "cutover": "c"}
 
 # Airflow roles allowed in the InvokeRestApi resource ARN: the ones whose default
@@ -69,16 +69,28 @@ class Props:
 def run_id(migration_id: str, step: str, rerun_token: str = "") -> str:
     """The deterministic, short DAG run id of a migration step (contracts §4).
 
-    ``mig-{migration_id[:24]}-{e|i|c}``; a non-empty RerunToken appends
+    ``mig-{short_id}-{e|i|c}``; a non-empty RerunToken appends
     ``-r{6 hex of its sha256}`` so a changed token names (and starts) a new run.
     At most 38 characters.
     """
     if step not in STEPS:
         raise PropertyError(f"Step={step!r} is not allowed; allowed: {', '.join(STEPS)}")
-    rid = f"mig-{migration_id[:24]}-{STEPS[step]}"
+    rid = f"mig-{short_migration_id(migration_id)}-{STEPS[step]}"
     if rerun_token:
         rid += "-r" + hashlib.sha256(rerun_token.encode()).hexdigest()[:6]
     return rid
+
+
+def short_migration_id(migration_id: str) -> str:
+    """At most 24 characters, distinct for distinct ids.
+
+    Ids that fit are kept as they are (readable in the Airflow UI); a longer one keeps its
+    first 17 characters and adds 6 hex of its sha256, so two ids that share a long prefix
+    (``...-attempt-1`` / ``...-attempt-2``) never name the same run.
+    """
+    if len(migration_id) <= 24:
+        return migration_id
+    return f"{migration_id[:17]}-{hashlib.sha256(migration_id.encode()).hexdigest()[:6]}"
 
 
 def physical_id(environment_name: str, dag_id: str, run_id_: str) -> str:

@@ -14,9 +14,17 @@ def test_run_ids_follow_the_contract_and_stay_short():
     assert plan.run_id("2-10-3-to-3-0-6", "import") == "mig-2-10-3-to-3-0-6-i"
     assert plan.run_id("2-10-3-to-3-0-6", "cutover") == "mig-2-10-3-to-3-0-6-c"
     longest = plan.run_id("a" * 40, "import", "x" * 64)
-    assert longest.startswith("mig-" + "a" * 24 + "-i-r") and len(longest) == 38
+    assert longest.startswith("mig-" + "a" * 17 + "-") and "-i-r" in longest and len(longest) == 38
     # the longest run path of the metadata DAGs fits InvokeRestApi's 64 characters
     assert len(f"/dags/db_import/dagRuns/{longest}") <= 64
+
+
+def test_long_migration_ids_sharing_a_prefix_get_distinct_run_ids():
+    one = "upgrade-2-10-3-to-2-11-0-attempt-1"
+    two = "upgrade-2-10-3-to-2-11-0-attempt-2"
+    assert plan.run_id(one, "import") != plan.run_id(two, "import")
+    assert plan.run_id(one, "import") == plan.run_id(one, "import")
+    assert len(plan.run_id(one, "import")) == len("mig--i") + 24
 
 
 def test_rerun_token_is_deterministic_and_distinct():
