@@ -1,7 +1,6 @@
+"""Shared data for the clone tests (a unique module name: pytest imports test helpers by basename)."""
 import json
 from pathlib import Path
-
-import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ACCOUNT = "111122223333"
@@ -13,7 +12,3 @@ def load_env(name: str) -> dict:
     """A GetEnvironment ``Environment`` from a fixture (saved as ``aws mwaa get-environment`` prints it)."""
     return json.loads((FIXTURES / f"{name}.json").read_text())["Environment"]
 
-
-@pytest.fixture
-def env():
-    return load_env
