@@ -14,7 +14,8 @@ Override semantics (``overrides`` uses CreateEnvironment parameter names):
 * a value replaces the source's value; ``None`` leaves the parameter out of the request
   (for ``KmsKey``: an AWS-owned key; for ``PluginsS3Path``: no plugins);
 * ``AirflowConfigurationOptions`` and ``Tags`` are merged key by key into the source's
-  maps; a ``None`` value removes that key;
+  maps; a ``None`` value removes that key, ``None`` for the whole map drops all of the
+  source's entries (the migration tags are always added);
 * ``LoggingConfiguration`` is merged per log type (``{"TaskLogs": {"LogLevel": "INFO"}}``);
 * ``NetworkConfiguration`` is replaced whole (subnets and security groups belong together).
 """
@@ -301,9 +302,9 @@ def plan_create(source_env: dict, overrides: Optional[dict], *, migration_tags: 
 
     for key, value in overrides.items():
         if key == "Tags":
-            tags = _merge_map(tags, value or {})
+            tags = {} if value is None else _merge_map(tags, value)  # None: none of the source's tags
         elif key in _MERGED_MAPS:
-            request[key] = _merge_map(request.get(key), value or {})
+            request[key] = {} if value is None else _merge_map(request.get(key), value)
         elif key == "LoggingConfiguration" and value is not None:
             request[key] = _fit(_merge_logging(request.get(key), value), create.members[key]) or {}
         elif value is None:

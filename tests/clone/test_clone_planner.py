@@ -96,6 +96,12 @@ def test_cloudformation_tags_dropped_and_all_five_log_types_rebuilt():
     assert source == load_env("cfn_created_2_10_3")
 
 
+def test_null_maps_drop_all_source_entries():
+    request = p.plan_create(load_env("cfn_created_2_10_3"),
+                            base_overrides(Tags=None, AirflowConfigurationOptions=None), migration_tags=TAGS)
+    assert request["Tags"] == TAGS and "AirflowConfigurationOptions" not in request
+
+
 def test_empty_tags_are_omitted():
     request = p.plan_create(load_env("console_created_2_8_1"), base_overrides(), migration_tags={})
     assert "Tags" not in request
