@@ -137,7 +137,7 @@ def test_create_then_wait_until_available(aws, caplog):
     result = aws.handler.on_event(event("Create"))
     assert result == {"PhysicalResourceId": TARGET, "Data": {
         "EnvironmentName": TARGET, "Action": "created", "EnvironmentArn": TARGET_ARN,
-        "WaitDeadline": str(NOW + 3300)}}
+        "StartedAt": str(NOW), "WaitDeadline": str(NOW + 3300)}}
     assert "hunter2" not in caplog.text  # the plan is logged redacted
     assert "planned CreateEnvironment (redacted)" in caplog.text
 
@@ -187,6 +187,16 @@ def test_create_failed_while_waiting_reports_last_update_error(aws):
     data = {"EnvironmentName": TARGET, "Action": "created", "WaitDeadline": str(NOW + 3300)}
     with pytest.raises(h.HandlerError, match=r"is CREATE_FAILED: INCORRECT_CONFIGURATION: You may need to check the "
                                              r"execution role permissions policy; fix the cause, delete"):
+        aws.handler.is_complete(event("Create", physical=TARGET, data=data))
+
+
+def test_not_found_right_after_create_is_waited_for_then_fails(aws):
+    data = {"Action": "created", "StartedAt": str(NOW), "WaitDeadline": str(NOW + 3300)}
+    aws.not_found(TARGET)
+    assert aws.handler.is_complete(event("Create", physical=TARGET, data=data)) == {"IsComplete": False}
+    aws.now = NOW + 600
+    aws.not_found(TARGET)
+    with pytest.raises(h.HandlerError, match=r"disappeared while waiting"):
         aws.handler.is_complete(event("Create", physical=TARGET, data=data))
 
 
