@@ -27,7 +27,7 @@ coerced here on purpose, unknown properties are an error):
     the construct sets it below the Provider's total timeout.
 
 Response ``Data`` (a few hundred bytes, never configuration values): ``EnvironmentName``,
-``EnvironmentArn``, ``Action``, ``WaitDeadline``, and when done ``Status``,
+``EnvironmentArn``, ``Action``, ``StartedAt``, ``WaitDeadline``, and when done ``Status``,
 ``AirflowVersion``, ``WebserverUrl``.
 """
 from __future__ import annotations
@@ -52,6 +52,7 @@ log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 
 DEFAULT_WAIT_BUDGET = 3300
 RETRY_BUDGET_SECONDS = 150
+NOT_FOUND_GRACE_SECONDS = 180  # GetEnvironment right after CreateEnvironment (eventual consistency)
 
 # Error codes worth retrying for any call: throttling and the service's own 5xx.
 RETRYABLE_CODES = frozenset({
@@ -250,7 +251,7 @@ class CloneHandler:
         raise HandlerError(f"unknown RequestType {kind!r}")
 
     def _data(self, name: str, action: str, props: dict, arn: Optional[str] = None) -> dict:
-        data = {"EnvironmentName": name, "Action": action,
+        data = {"EnvironmentName": name, "Action": action, "StartedAt": str(int(self.now())),
                 "WaitDeadline": str(int(self.now()) + props["WaitBudgetSeconds"])}
         if arn:
             data["EnvironmentArn"] = arn
@@ -418,6 +419,9 @@ class CloneHandler:
             return self._not_yet(name, env, deadline, "deleted",
                                  "the deletion continues; delete the stack again to wait for it")
         if env is None:
+            started = int(data.get("StartedAt") or 0)
+            if action == "created" and self.now() - started < NOT_FOUND_GRACE_SECONDS:
+                return {"IsComplete": False}  # a just-created environment may not be readable yet
             raise HandlerError(f"environment {name!r} disappeared while waiting for it to become AVAILABLE")
         status = env.get("Status")
         error = (env.get("LastUpdate") or {}).get("Error") or {}
