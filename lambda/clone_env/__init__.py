@@ -1,0 +1,1 @@
+"""Clone an MWAA environment into a new one: pure planner + custom-resource handler."""
