@@ -28,6 +28,7 @@ def build_stage(app: cdk.App, cfg: StageConfig) -> StageStacks:
                            description=f"mwaa-upgrade {cfg.stage}: VPC and endpoints for private MWAA")
     storage = MigrationStorageStack(app, f"{p}-migration-storage", env=env, config=cfg.storage,
                                     migration=cfg.migration, export_prefix=cfg.export_prefix,
+                                    bucket_name=cfg.migration_bucket_name,
                                     description=f"mwaa-upgrade {cfg.stage}: encrypted migration bucket (stateful)")
     source = SourceEnvironmentStack(app, f"{p}-source", env=env, config=cfg.source, network=network,
                                     storage=storage,

@@ -13,6 +13,7 @@ from typing import Any, Optional
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from constructs_lib.migration_policies import MigrationPolicy, source_export_statements, target_import_statements
@@ -77,10 +78,12 @@ class SourceEnvironmentStack(cdk.Stack):
             assert config.role_arn is not None
             # mutable: CDK attaches our policy to the adopted role; nothing else of it changes.
             self.execution_role = iam.Role.from_role_arn(self, "AdoptedExecutionRole", config.role_arn, mutable=True)
+        bucket = s3.Bucket.from_bucket_name(self, "MigrationBucket", storage.bucket_name)
         self.export_policy = MigrationPolicy(
             self, "ExportPolicy", role=self.execution_role,
-            statements=source_export_statements(stack=self, bucket=storage.bucket, key=storage.key,
+            statements=source_export_statements(stack=self, bucket=bucket, key=storage.key,
                                                 prefix=storage.export_prefix))
+        self.add_stack_dependency(storage, "the export policy names the migration bucket")
 
 
 class TargetEnvironmentStack(cdk.Stack):
@@ -90,7 +93,7 @@ class TargetEnvironmentStack(cdk.Stack):
     ``environment_name``, ``airflow_version``, ``creation``, ``execution_role``, ``dag_bucket``,
     ``security_group``, ``subnet_ids``, ``planned_overrides`` (CreateEnvironment parameters,
     tokens resolved by CloudFormation), ``source_environment_name``, ``migration`` (the
-    stage's MigrationConfig), ``migration_bucket``, ``migration_key``, ``export_prefix``,
+    stage's MigrationConfig), ``migration_bucket`` (imported by name), ``migration_bucket_name``, ``migration_key``, ``export_prefix``,
     ``mwaa`` (the MwaaEnvironment construct; its ``.environment`` is the CfnEnvironment or None).
     """
 
@@ -110,12 +113,14 @@ class TargetEnvironmentStack(cdk.Stack):
         self.planned_overrides: dict = self.mwaa.create_environment_parameters
         self.source_environment_name = source.environment_name
         self.migration = migration
-        self.migration_bucket = storage.bucket
+        self.migration_bucket_name = storage.bucket_name
         self.migration_key = storage.key
         self.export_prefix = storage.export_prefix
+        bucket = s3.Bucket.from_bucket_name(self, "MigrationBucket", storage.bucket_name)
+        self.migration_bucket = bucket
         self.import_policy = MigrationPolicy(
             self, "ImportPolicy", role=self.execution_role,
-            statements=target_import_statements(stack=self, bucket=storage.bucket, key=storage.key,
+            statements=target_import_statements(stack=self, bucket=bucket, key=storage.key,
                                                 prefix=storage.export_prefix,
                                                 source_environment=source.environment_name))
         # Two MWAA environments created in parallel in one account can be throttled.

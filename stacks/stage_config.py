@@ -174,6 +174,15 @@ class StageConfig:
                              self.target.environment.airflow_version)
 
     @property
+    def migration_bucket_name(self) -> str:
+        """storage.bucket_name, or ``mwaa-migration-{stack_prefix}-{account}-{region}``.
+
+        A literal name keeps the bucket's ARN readable (and identical) in every stack's
+        policies instead of a cross-stack token.
+        """
+        return self.storage.bucket_name or default_bucket_name(self.stack_prefix, self.account, self.region)
+
+    @property
     def secrets_manager_endpoint(self) -> bool:
         envs = [self.target.environment]
         if self.source.mode == "create":
@@ -183,6 +192,10 @@ class StageConfig:
 
 def export_prefix(source_version: str, target_version: str) -> str:
     return f"data/migration/{source_version}_to_{target_version}/export/"
+
+
+def default_bucket_name(stack_prefix: str, account: str, region: str) -> str:
+    return f"mwaa-migration-{stack_prefix.lower()}-{account}-{region}"
 
 
 def default_migration_id(source_version: str, target_version: str) -> str:
@@ -546,6 +559,10 @@ def _migration(top: _Section, source_version: str, target_version: str) -> Migra
 
 def _cross_checks(file: Path, cfg: StageConfig) -> None:
     src, tgt = cfg.source.environment, cfg.target.environment
+    if cfg.storage.bucket_name is None and len(cfg.migration_bucket_name) > 63:
+        raise ConfigError(file, "storage.bucket_name", None,
+                          f"a name (the default {cfg.migration_bucket_name} is longer than S3's 63 characters; "
+                          f"set storage.bucket_name or a shorter stack_prefix)")
     if src.name == tgt.name:
         raise ConfigError(file, "target.name", tgt.name, "a name different from source.name (blue/green needs two environments)")
     path = versions.upgrade_path(src.airflow_version, tgt.airflow_version)

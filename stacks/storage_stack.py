@@ -17,13 +17,16 @@ from stacks.stage_config import MigrationConfig, StorageConfig
 
 
 class MigrationStorageStack(cdk.Stack):
-    """Attributes: ``bucket``, ``key``, ``access_logs_bucket`` (also receives the DAG buckets'
+    """Attributes: ``bucket``, ``bucket_name`` (a literal), ``key``, ``access_logs_bucket`` (also receives the DAG buckets'
     access logs), ``export_prefix`` (the guide's ``data/migration/{src}_to_{tgt}/export/``)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StorageConfig,
-                 migration: MigrationConfig, export_prefix: str, **kwargs: Any) -> None:
+                 migration: MigrationConfig, export_prefix: str, bucket_name: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, termination_protection=config.termination_protection, **kwargs)
         self.export_prefix = export_prefix
+        # Literal name: other stacks import the bucket by name, so their policies show the plain
+        # ARN (arn:aws:s3:::name/...) instead of a cross-stack token.
+        self.bucket_name = bucket_name
 
         self.key = kms.Key(
             self, "MigrationKey",
@@ -53,7 +56,7 @@ class MigrationStorageStack(cdk.Stack):
 
         self.bucket = s3.Bucket(
             self, "MigrationBucket",
-            bucket_name=config.bucket_name,
+            bucket_name=bucket_name,
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,
