@@ -61,7 +61,8 @@ def build_environment(scope: Construct, env: EnvironmentSettings, *, network: Ne
 
 class SourceEnvironmentStack(cdk.Stack):
     """Attributes: ``environment_name``, ``airflow_version``, ``execution_role`` (an IRole),
-    ``mwaa`` (the MwaaEnvironment construct, or None when adopted), ``mode``."""
+    ``mode``, ``mwaa`` (the MwaaEnvironment construct), ``dag_bucket`` and ``security_group``
+    (the last three None when the source is adopted: read them from GetEnvironment)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: SourceConfig, network: NetworkStack,
                  storage: MigrationStorageStack, **kwargs: Any) -> None:
@@ -70,10 +71,14 @@ class SourceEnvironmentStack(cdk.Stack):
         self.environment_name = config.environment.name
         self.airflow_version = config.environment.airflow_version
         self.mwaa: Optional[MwaaEnvironment] = None
+        self.dag_bucket: Optional[s3.IBucket] = None
+        self.security_group = None
         if config.mode == "create":
             self.mwaa = build_environment(self, config.environment, network=network, storage=storage,
                                                  declare=True)
             self.execution_role: iam.IRole = self.mwaa.role
+            self.dag_bucket = self.mwaa.bucket
+            self.security_group = self.mwaa.security_group
         else:
             assert config.role_arn is not None
             # mutable: CDK attaches our policy to the adopted role; nothing else of it changes.

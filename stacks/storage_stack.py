@@ -49,7 +49,7 @@ class MigrationStorageStack(cdk.Stack):
                 abort_incomplete_multipart_upload_after=cdk.Duration.days(1))],
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        cdk.Validations.of(self.access_logs_bucket).acknowledge(cdk.Acknowledgment(
+        cdk.Validations.of(self.access_logs_bucket.node.default_child).acknowledge(cdk.Acknowledgment(
             id="AwsSolutions-S1",
             reason="This is the access-log bucket itself; logging it to itself would loop, and S3 "
                    "delivers server access logs only to SSE-S3 buckets without logging."))
