@@ -38,6 +38,7 @@ BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 RTB_ID_RE = re.compile(r"^rtb-[0-9a-f]{8,17}$")
+STAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 STACK_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,40}$")
 
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -389,6 +390,17 @@ def _environment(sec: _Section, *, resolve_defaults: bool) -> EnvironmentSetting
             bad = next((k for k in counts if f"{k}=" in str(e)), "environment_class")
             raise sec.error(bad, counts.get(bad, cls), str(e)) from None
     else:
+        # Cloned target without a class: the clone re-checks against the source's class; here
+        # each count must at least fit some class.
+        kinds = {"schedulers": "schedulers", "min_workers": "workers", "max_workers": "workers",
+                 "min_webservers": "webservers", "max_webservers": "webservers"}
+        for k, v in counts.items():
+            if v is None:
+                continue
+            lo = min(c[kinds[k]][0] for c in versions.ENVIRONMENT_CLASSES.values())
+            hi = max(c[kinds[k]][1] for c in versions.ENVIRONMENT_CLASSES.values())
+            if not lo <= v <= hi:
+                raise sec.error(k, v, f"outside every environment class's {kinds[k]} range ({lo}..{hi})")
         for lo, hi in (("min_workers", "max_workers"), ("min_webservers", "max_webservers")):
             if counts[lo] is not None and counts[hi] is not None and counts[lo] > counts[hi]:
                 raise sec.error(lo, counts[lo], f"must not be greater than {hi}={counts[hi]}")
@@ -585,6 +597,8 @@ def load_stage(stage: str, config_dir: Path | None = None) -> StageConfig:
     """Read and validate ``config/<stage>.yaml``; raise ConfigError on the first problem."""
     config_dir = Path(config_dir) if config_dir is not None else CONFIG_DIR
     file = config_dir / f"{stage}.yaml"
+    if not STAGE_RE.match(stage):
+        raise ConfigError(file, "stage", stage, "a stage name of letters, digits, '.', '_' and '-' (config/<stage>.yaml)")
     if not file.is_file():
         stages = sorted(p.stem for p in config_dir.glob("*.yaml"))
         raise ConfigError(file, "stage", stage, f"a stage with a file in {config_dir}: {', '.join(stages) or 'none'}")

@@ -203,6 +203,17 @@ def test_worker_range_inverted_on_clone(tmp_path):
         load(tmp_path, data)
 
 
+def test_clone_counts_must_fit_some_class(tmp_path):
+    data = with_("target.creation", "clone", with_("target.schedulers", 6))
+    with pytest.raises(ConfigError, match=r"target\.schedulers: 6 .*outside every environment class's schedulers range \(1\.\.5\)"):
+        load(tmp_path, data)
+
+
+def test_stage_name_cannot_escape_the_config_folder(tmp_path):
+    with pytest.raises(ConfigError, match=r"stage: '\.\./etc/x' is not allowed; a stage name of letters"):
+        load_stage("../etc/x", tmp_path)
+
+
 def test_existing_network_needs_exactly_two_subnets(tmp_path):
     net = copy.deepcopy(EXISTING_NET)
     assert load(tmp_path, with_("network", net)).network.vpc_id == "vpc-0123456789abcdef0"
