@@ -1,0 +1,1 @@
+"""Reusable constructs: the MWAA environment and the migration guide's policies."""

@@ -21,29 +21,33 @@ from typing import Optional
 # metadata_db_from_tasks: tasks can open the metadata DB session (false on MWAA 3.x)
 # migration_schema: which schema family the metadata DAGs know for this version
 #   (None = the DAGs cannot export/import it)
+# secrets_backend: the `secrets.backend` class of the Secrets Manager backend (moved from
+#   airflow.contrib to the Amazon provider with Airflow 2)
+_SM_CONTRIB = "airflow.contrib.secrets.aws_secrets_manager.SecretsManagerBackend"
+_SM_PROVIDER = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
 VERSIONS: dict[str, dict] = {
     "1.10.12": {"status": "retired", "rest_api": None, "metadata_db_from_tasks": True,
-                "migration_schema": None},
+                "migration_schema": None, "secrets_backend": _SM_CONTRIB},
     "2.7.2": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-              "migration_schema": "2.7.2"},
+              "migration_schema": "2.7.2", "secrets_backend": _SM_PROVIDER},
     "2.8.1": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-              "migration_schema": "2.8.1"},
+              "migration_schema": "2.8.1", "secrets_backend": _SM_PROVIDER},
     "2.9.2": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-              "migration_schema": "2.9.2"},
+              "migration_schema": "2.9.2", "secrets_backend": _SM_PROVIDER},
     "2.10.1": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-               "migration_schema": "2.10.3"},
+               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER},
     "2.10.3": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-               "migration_schema": "2.10.3"},
+               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER},
     "2.11.0": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-               "migration_schema": "2.10.3"},
+               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER},
     "2.11.2": {"status": "image-only", "rest_api": "v1", "metadata_db_from_tasks": True,
-               "migration_schema": "2.10.3"},
+               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER},
     "3.0.6": {"status": "available", "rest_api": "v2", "metadata_db_from_tasks": False,
-              "migration_schema": "3.0.6"},
+              "migration_schema": "3.0.6", "secrets_backend": _SM_PROVIDER},
     "3.2.1": {"status": "image-only", "rest_api": "v2", "metadata_db_from_tasks": False,
-              "migration_schema": None},
+              "migration_schema": None, "secrets_backend": _SM_PROVIDER},
     "3.3.1": {"status": "image-only", "rest_api": "v2", "metadata_db_from_tasks": False,
-              "migration_schema": None},
+              "migration_schema": None, "secrets_backend": _SM_PROVIDER},
 }
 
 # Environment classes. ``autoscaling`` False means min == max == 1 for workers.

@@ -1,0 +1,93 @@
+"""The migration guide's execution-role additions, scoped to one migration.
+
+Source role (guide step 3): write the export under the migration's prefix. Target role
+(guide step 4): read the export and the source's task logs. Each is an ``AWS::IAM::Policy``
+attached to the role, so it works the same for roles this app creates and for an existing
+source's role adopted by ARN. What each statement is for: docs/foundation.md.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from constructs_lib.nag import acknowledge_wildcards
+
+# Why each wildcard of the migration policies is needed (cdk-nag AwsSolutions-IAM5).
+MIGRATION_REASONS = {
+    "WriteExport": "guide step 3 grants s3:PutObject* for the export upload; narrowed from the whole bucket "
+                   "to this migration's export prefix (one object per table, names chosen at run time).",
+    "ReadOwnExport": "objects under this migration's export prefix only; object names are per table and "
+                     "per migration id, chosen at run time.",
+    "ReadExport": "guide step 4: read the export; narrowed to this migration's export prefix.",
+    "WriteImportReport": "only {migration_id}/report.json under this migration's export prefix "
+                         "(docs/contracts.md); the migration id is chosen at trigger time.",
+    "ReadSourceTaskLogs": "guide step 4 (airflow-{source}*), narrowed to the source's Task log group; its "
+                          "streams are named per DAG, run and task.",
+}
+
+
+def _kms_via_s3(stack: cdk.Stack, bucket: s3.IBucket, key: kms.IKey, sid: str, actions: list[str]) -> iam.PolicyStatement:
+    # With an S3 Bucket Key the encryption context is the bucket ARN: the key can be used
+    # only through S3 and only for this bucket.
+    return iam.PolicyStatement(
+        sid=sid, actions=actions, resources=[key.key_arn],
+        conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com",
+                                     "kms:EncryptionContext:aws:s3:arn": bucket.bucket_arn}})
+
+
+def source_export_statements(*, stack: cdk.Stack, bucket: s3.IBucket, key: kms.IKey, prefix: str) -> list[iam.PolicyStatement]:
+    """db_export in the source: write its files under ``prefix`` (and see what it wrote)."""
+    return [
+        iam.PolicyStatement(sid="WriteExport", actions=["s3:PutObject*"],
+                            resources=[bucket.arn_for_objects(f"{prefix}*")]),
+        # Re-runs: the export looks for its manifest before starting again (idempotency).
+        iam.PolicyStatement(sid="ReadOwnExport", actions=["s3:GetObject"],
+                            resources=[bucket.arn_for_objects(f"{prefix}*")]),
+        iam.PolicyStatement(sid="ListExportPrefix", actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+                            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}),
+        # GenerateDataKey/Encrypt to write; Decrypt because multipart uploads (boto3 switches
+        # to them above 8 MB) and the manifest check read the data key back.
+        _kms_via_s3(stack, bucket, key, "EncryptWithBucketKey",
+                    ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"]),
+    ]
+
+
+def target_import_statements(*, stack: cdk.Stack, bucket: s3.IBucket, key: kms.IKey, prefix: str,
+                             source_environment: Optional[str]) -> list[iam.PolicyStatement]:
+    """db_import in the target: read the export, write its report, read the source's task logs.
+
+    ``source_environment`` None = a self-managed source (no CloudWatch logs to copy).
+    """
+    st = [
+        iam.PolicyStatement(sid="ReadExport", actions=["s3:GetObject"],
+                            resources=[bucket.arn_for_objects(f"{prefix}*")]),
+        iam.PolicyStatement(sid="ListExportPrefix", actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+                            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}),
+        # docs/contracts.md: db_import writes {prefix}{migration_id}/report.json, nothing else.
+        iam.PolicyStatement(sid="WriteImportReport", actions=["s3:PutObject"],
+                            resources=[bucket.arn_for_objects(f"{prefix}*/report.json")]),
+        _kms_via_s3(stack, bucket, key, "DecryptWithBucketKey", ["kms:Decrypt", "kms:GenerateDataKey"]),
+    ]
+    if source_environment is not None:
+        group = stack.format_arn(service="logs", resource="log-group",
+                                 resource_name=f"airflow-{source_environment}-Task",
+                                 arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
+        st.append(iam.PolicyStatement(sid="ReadSourceTaskLogs",
+                                      actions=["logs:GetLogEvents", "logs:DescribeLogStreams"],
+                                      resources=[group, f"{group}:log-stream:*"]))
+    return st
+
+
+class MigrationPolicy(Construct):
+    """An ``AWS::IAM::Policy`` holding the given statements, attached to one role."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, role: iam.IRole,
+                 statements: list[iam.PolicyStatement]) -> None:
+        super().__init__(scope, construct_id)
+        self.policy = iam.Policy(self, "Policy", statements=statements, roles=[role])
+        self.acknowledged = acknowledge_wildcards(self.policy.node.default_child, statements, MIGRATION_REASONS)

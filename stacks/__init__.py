@@ -1,0 +1,42 @@
+"""Stacks of the mwaa-upgrade app and the function that builds them for one stage."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+
+from stacks.environment_stacks import SourceEnvironmentStack, TargetEnvironmentStack
+from stacks.network_stack import NetworkStack
+from stacks.stage_config import StageConfig
+from stacks.storage_stack import MigrationStorageStack
+
+
+@dataclass(frozen=True)
+class StageStacks:
+    network: NetworkStack
+    storage: MigrationStorageStack
+    source: SourceEnvironmentStack
+    target: TargetEnvironmentStack
+
+
+def build_stage(app: cdk.App, cfg: StageConfig) -> StageStacks:
+    """All stacks of one stage, named ``{stack_prefix}-{network,migration-storage,source,target}``."""
+    env = cdk.Environment(account=cfg.account, region=cfg.region)
+    p = cfg.stack_prefix
+    network = NetworkStack(app, f"{p}-network", env=env, config=cfg.network,
+                           secrets_manager_endpoint=cfg.secrets_manager_endpoint,
+                           description=f"mwaa-upgrade {cfg.stage}: VPC and endpoints for private MWAA")
+    storage = MigrationStorageStack(app, f"{p}-migration-storage", env=env, config=cfg.storage,
+                                    migration=cfg.migration, export_prefix=cfg.export_prefix,
+                                    bucket_name=cfg.migration_bucket_name,
+                                    description=f"mwaa-upgrade {cfg.stage}: encrypted migration bucket (stateful)")
+    source = SourceEnvironmentStack(app, f"{p}-source", env=env, config=cfg.source, network=network,
+                                    storage=storage,
+                                    description=f"mwaa-upgrade {cfg.stage}: source MWAA environment {cfg.source.environment.name}")
+    target = TargetEnvironmentStack(app, f"{p}-target", env=env, config=cfg.target, migration=cfg.migration,
+                                    network=network, storage=storage, source=source,
+                                    description=f"mwaa-upgrade {cfg.stage}: target MWAA environment {cfg.target.environment.name}")
+    for stack in (network, storage, source, target):
+        for k, v in cfg.tags.items():
+            cdk.Tags.of(stack).add(k, v)
+    return StageStacks(network, storage, source, target)
