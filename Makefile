@@ -4,6 +4,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# jsii past Node 20's end of life reads this one instead (a list of major versions).
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # synth is offline: no CLI notices or telemetry calls.
 export CDK_DISABLE_CLI_TELEMETRY := true
