@@ -60,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(to_markdown(result, title=title, baseline_label=label), encoding="utf-8")
     print(summary(result, title=title, baseline_label=label))
-    for flag in result["flags"]:
+    shown = 25
+    for flag in result["flags"][:shown]:
         print(f"  [{flag['severity']}] {flag['category']}: {flag['stack']} {flag['resource']}: {flag['message']}")
+    if len(result["flags"]) > shown:
+        print(f"  ... {len(result['flags']) - shown} more flags in the report")
     if args.out:
         print(f"review written to {args.out}")
     return 1 if args.fail_on_flags and result["flags"] else 0
