@@ -192,10 +192,12 @@ def _statement_rows(*, stack: str, role: str, role_id: str, policy: str, documen
             row["wildcard_resources"] = [r for r in resources if _is_wildcard_resource(r)]
             where = f"{role} ({policy})"
             if row["wildcard_actions"]:
-                _flag(flags, category="iam", stack=stack, resource=where,
+                full = any(a == "*" or a.endswith(":*") for a in row["wildcard_actions"])
+                _flag(flags, category="iam", stack=stack, resource=where, severity="high" if full else "warning",
                       message="wildcard action: " + ", ".join(row["wildcard_actions"]))
             if row["wildcard_resources"]:
-                _flag(flags, category="iam", stack=stack, resource=where,
+                full = "*" in row["wildcard_resources"] and not row["conditions"]
+                _flag(flags, category="iam", stack=stack, resource=where, severity="high" if full else "warning",
                       message="wildcard resource: " + ", ".join(row["wildcard_resources"])
                       + (" (with condition)" if row["conditions"] else ""))
             if not_actions or not_resources:
@@ -306,8 +308,9 @@ def bucket_posture(stack: dict, flags: list) -> list[dict]:
                 min_tls = render(numeric["s3:TlsVersion"])
 
         for problem in problems:
+            exposed = "public" in problem or "anyone" in problem
             _flag(flags, category="bucket", stack=stack_name, resource=name, message=problem,
-                  severity="high" if "public" in problem else "warning")
+                  severity="high" if exposed else "warning")
         rows.append({
             "stack": stack_name, "bucket": name, "logical_id": logical_id,
             "bucket_name": bucket_name or "(generated)",

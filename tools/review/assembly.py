@@ -100,7 +100,10 @@ def baseline_from_git(*, repo: Path, ref: str, command: str, out: str, cache_dir
     the extracted tree). The result is cached per commit and command: reviewing several
     stages against one ref synthesizes once.
     """
-    commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") if ref else ""
+    try:
+        commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") if ref else ""
+    except ReviewInputError:
+        commit = ""
     if not commit:
         raise ReviewInputError(f"--baseline: {ref!r} is neither a directory nor a git commit in {repo}")
     key = hashlib.sha256(f"{commit}\n{command}".encode()).hexdigest()[:16]
