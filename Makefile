@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv node test clean
+.PHONY: venv node test clean review
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -21,6 +21,29 @@ node_modules/.installed: package.json package-lock.json
 
 test: venv node
 	$(PY) -m pytest
+
+# Review of the synthesized CloudFormation of every stage (config/<stage>.yaml): writes
+# reports/review-<stage>.md and prints a summary. Needs the `synth` target (cdk.out/<stage>).
+# REVIEW_BASELINE=<dir or git ref>: also compare replacement-causing properties with it: a
+# previous cdk.out (e.g. a copy kept as cdk.out.last-release; <dir>/<stage> is used), or a git
+# ref (its tree is synthesized offline with this checkout's .venv/node_modules, once per
+# commit, cached in .cache/review-baseline).
+# REVIEW_SYNTH=: reviews the cdk.out already there without synthesizing again.
+STAGES ?= $(sort $(basename $(notdir $(wildcard config/*.yaml))))
+REVIEW_BASELINE ?=
+REVIEW_SYNTH ?= $(MAKE) --no-print-directory synth
+review: venv
+	@test -n "$(STAGES)" || { echo "review: no stage files config/<stage>.yaml" >&2; exit 2; }
+	$(REVIEW_SYNTH)
+	@mkdir -p reports
+	@set -e; for stage in $(STAGES); do \
+	  echo "== review of stage $$stage"; \
+	  base=(); \
+	  if [ -n "$(REVIEW_BASELINE)" ] && [ -d "$(REVIEW_BASELINE)" ]; then base=(--baseline "$(REVIEW_BASELINE)/$$stage"); \
+	  elif [ -n "$(REVIEW_BASELINE)" ]; then base=(--baseline "$(REVIEW_BASELINE)" --baseline-out "cdk.out/$$stage"); fi; \
+	  $(PY) -m tools.review --cdk-out cdk.out/$$stage --title "stage $$stage" \
+	    --out reports/review-$$stage.md "$${base[@]}"; \
+	done
 
 clean:
 	rm -rf cdk.out .pytest_cache reports
