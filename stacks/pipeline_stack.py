@@ -118,6 +118,9 @@ class PipelineStack(cdk.Stack):
         if not 0 <= check_wait_seconds <= 7200:
             raise _invalid("check_wait_seconds", check_wait_seconds, "0..7200")
         super().__init__(scope, construct_id, **kwargs)
+        # Server access logs delivered through a bucket policy, not the legacy log-delivery ACL
+        # (cfn-lint W3045), whatever the app's cdk.json says.
+        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
 
         self.artifact_key = kms.Key(
             self, "ArtifactKey", enable_key_rotation=True,
@@ -128,8 +131,7 @@ class PipelineStack(cdk.Stack):
             encryption=s3.BucketEncryption.S3_MANAGED,  # server access logs accept SSE-S3 only
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True, versioned=True,
-            # object ownership left to CDK: log delivery needs an ACL unless the
-            # serverAccessLogsUseBucketPolicy feature flag is on
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=cdk.RemovalPolicy.RETAIN)
         cdk.Validations.of(self.access_log_bucket).acknowledge(cdk.Acknowledgment(
             id="AwsSolutions-S1",
@@ -190,6 +192,11 @@ class PipelineStack(cdk.Stack):
 
         self.pipeline.build_pipeline()
         self._acknowledge_generated()
+        # cfn-lint 1.58 E3703 rejects the Fn::Join that CDK Pipelines writes for every
+        # CloudFormation action's RoleArn (CloudFormation resolves it; every CDK pipeline has it).
+        # Ignored on this one resource only; the synth step lints everything else in full.
+        cfn_pipeline = self.pipeline.pipeline.node.default_child
+        cfn_pipeline.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3703"]}})
 
     def _check_step(self, spec: PipelineStageSpec, wait_seconds: int) -> pipelines.CodeBuildStep:
         account = spec.account or self.account

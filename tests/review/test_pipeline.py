@@ -4,6 +4,8 @@ the stacks inside pipeline stages."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -36,7 +38,7 @@ def _specs():
 def _factory(compliant: bool):
     """A stage holding one bucket: compliant (S1 acknowledged with a reason) or not."""
     def make(scope, construct_id, stage_name):
-        stage = cdk.Stage(scope, construct_id)
+        stage = cdk.Stage(scope, construct_id, env=ENV)
         stack = cdk.Stack(stage, "Data")
         bucket = s3.Bucket(stack, "Bucket", enforce_ssl=True, encryption=s3.BucketEncryption.S3_MANAGED,
                            block_public_access=s3.BlockPublicAccess.BLOCK_ALL, versioned=True)
@@ -154,6 +156,15 @@ def test_artifact_buckets_are_secure(synthesized):
     assert [f for f in result["flags"] if f["category"] == "nag"] == []
     iam5 = [a for a in result["acknowledgements"] if a["rule"].startswith("AwsSolutions-IAM5")]
     assert iam5 and all(a["reason"].startswith("CDK Pipelines: ") for a in iam5)
+
+
+def test_pipeline_templates_pass_the_synth_steps_cfn_lint(synthesized):
+    """The pipeline lints everything it synthesizes, itself included."""
+    outdir, _, _ = synthesized
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(cfn_lint), "--ignore-checks", "W3005", "--", f"{outdir}/**/*.template.json"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_review_reads_stacks_inside_pipeline_stages(synthesized):
