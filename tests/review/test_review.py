@@ -80,7 +80,7 @@ def test_public_bucket_is_flagged():
 
 def test_unencrypted_bucket_without_tls_is_flagged():
     plain = [m for r, m in _messages(_review("flagged"), "bucket") if r == "PlainBucket"]
-    assert plain == ["no default encryption (BucketEncryption) configured",
+    assert plain == ["no BucketEncryption declared (S3 applies SSE-S3 implicitly; declare SSE-KMS or SSE-S3)",
                      "no bucket policy denying aws:SecureTransport=false (TLS not enforced)"]
 
 

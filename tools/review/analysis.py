@@ -281,7 +281,7 @@ def bucket_posture(stack: dict, flags: list) -> list[dict]:
                 encryption += " " + render(sse[0]["KMSMasterKeyID"], names)
         else:
             encryption = "none configured"
-            problems.append("no default encryption (BucketEncryption) configured")
+            problems.append("no BucketEncryption declared (S3 applies SSE-S3 implicitly; declare SSE-KMS or SSE-S3)")
 
         pab = props.get("PublicAccessBlockConfiguration") or {}
         open_keys = [k for k in PUBLIC_ACCESS_BLOCK_KEYS if pab.get(k) not in (True, "true")]
