@@ -156,6 +156,7 @@ def test_artifact_buckets_are_secure(synthesized):
     assert [f for f in result["flags"] if f["category"] == "nag"] == []
     iam5 = [a for a in result["acknowledgements"] if a["rule"].startswith("AwsSolutions-IAM5")]
     assert iam5 and all(a["reason"].startswith("CDK Pipelines: ") for a in iam5)
+    assert result["lint_ignores"] == [{"stack": "Upgrade", "resource": "Pipeline/Pipeline", "checks": ["E3703"]}]
 
 
 def test_pipeline_templates_pass_the_synth_steps_cfn_lint(synthesized):

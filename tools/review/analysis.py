@@ -483,6 +483,21 @@ def acknowledgements(stack: dict, flags: list) -> list[dict]:
     return rows
 
 
+def lint_ignores(stack: dict) -> list[dict]:
+    """cfn-lint checks switched off in the template (``Metadata.cfn-lint.config.ignore_checks``
+    on the template or on a resource): a reviewer should see what the linter did not check."""
+    names = display_names(stack)
+    template = stack["template"]
+    places = [("(whole template)", template.get("Metadata") or {})]
+    places += [(names[logical_id], r.get("Metadata") or {}) for logical_id, r, _ in _resources(template)]
+    rows = []
+    for where, metadata in places:
+        checks = ((metadata.get("cfn-lint") or {}).get("config") or {}).get("ignore_checks")
+        if checks:
+            rows.append({"stack": stack["name"], "resource": where, "checks": [str(c) for c in _as_list(checks)]})
+    return rows
+
+
 def validation_violations(report: Optional[dict]) -> list[dict]:
     """Violations listed in cdk.out/validation-report.json (present only when synth failed)."""
     rows = []
@@ -501,7 +516,7 @@ def review(stacks: list[dict], baseline: Optional[list[dict]] = None,
            validation_report: Optional[dict] = None) -> dict:
     flags: list[dict] = []
     iam = {"roles": [], "statements": []}
-    buckets, acks, replacements = [], [], []
+    buckets, acks, replacements, ignores = [], [], [], []
     network = {"security_group_rules": [], "vpc_endpoints": [], "mwaa_environments": []}
     for stack in stacks:
         part = iam_table(stack, flags)
@@ -512,6 +527,7 @@ def review(stacks: list[dict], baseline: Optional[list[dict]] = None,
             network[key] += rows
         replacements += replacement_properties(stack)
         acks += acknowledgements(stack, flags)
+        ignores += lint_ignores(stack)
     violations = validation_violations(validation_report)
     for v in violations:
         _flag(flags, category="nag", stack="-", resource=v["construct"], severity="high",
@@ -528,6 +544,7 @@ def review(stacks: list[dict], baseline: Optional[list[dict]] = None,
         "replacement_changes": changes,
         "baseline_stacks": [s["name"] for s in baseline] if baseline is not None else None,
         "acknowledgements": acks,
+        "lint_ignores": ignores,
         "validation_violations": violations,
         "flags": flags,
     }

@@ -102,6 +102,10 @@ def to_markdown(review: dict, *, title: str, baseline_label: str = "") -> str:
     out += ["## cdk-nag acknowledgements", ""]
     out += _table(["stack", "construct", "rule", "reason"],
                   ([a["stack"], a["construct"], a["rule"], a["reason"]] for a in review["acknowledgements"]))
+    if review["lint_ignores"]:
+        out += ["### cfn-lint checks ignored in the templates", ""]
+        out += _table(["stack", "resource", "ignored checks"],
+                      ([r["stack"], r["resource"], r["checks"]] for r in review["lint_ignores"]))
     if review["validation_violations"]:
         out += ["### Unacknowledged findings (validation-report.json)", ""]
         out += _table(["plugin", "rule", "construct", "description"],
