@@ -1,1 +1,0 @@
-"""Command-line tools of the project (run with ``python -m tools.<name>`` from the repo root)."""
