@@ -13,7 +13,7 @@ CDK := node_modules/.bin/cdk
 # every shipped stage file: config/<stage>.yaml
 STAGES ?= $(sort $(basename $(notdir $(wildcard config/*.yaml))))
 
-.PHONY: venv node test synth clean
+.PHONY: venv node test synth review clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -41,6 +41,28 @@ synth: venv node
 	$(VENV)/bin/cfn-lint 'cdk.out/**/*.template.json'
 	@echo "== templates (cfn-lint clean, cdk-nag AwsSolutions clean):"
 	@for f in cdk.out/*/*.template.json; do echo "   $$f"; done
+
+# Review of the synthesized CloudFormation of every stage (config/<stage>.yaml): writes
+# reports/review-<stage>.md and prints a summary. Needs the `synth` target (cdk.out/<stage>).
+# REVIEW_BASELINE=<dir or git ref>: also compare replacement-causing properties with it: a
+# previous cdk.out (e.g. a copy kept as cdk.out.last-release; <dir>/<stage> is used), or a git
+# ref (its tree is synthesized offline with this checkout's .venv/node_modules, once per
+# commit, cached in .cache/review-baseline).
+# REVIEW_SYNTH=: reviews the cdk.out already there without synthesizing again.
+REVIEW_BASELINE ?=
+REVIEW_SYNTH ?= $(MAKE) --no-print-directory synth
+review: venv
+	@test -n "$(STAGES)" || { echo "review: no stage files config/<stage>.yaml" >&2; exit 2; }
+	$(REVIEW_SYNTH)
+	@mkdir -p reports
+	@set -e; for stage in $(STAGES); do \
+	  echo "== review of stage $$stage"; \
+	  base=(); \
+	  if [ -n "$(REVIEW_BASELINE)" ] && [ -d "$(REVIEW_BASELINE)" ]; then base=(--baseline "$(REVIEW_BASELINE)/$$stage"); \
+	  elif [ -n "$(REVIEW_BASELINE)" ]; then base=(--baseline "$(REVIEW_BASELINE)" --baseline-out "cdk.out/$$stage"); fi; \
+	  $(PY) -m tools.review --cdk-out cdk.out/$$stage --title "stage $$stage" \
+	    --out reports/review-$$stage.md "$${base[@]}"; \
+	done
 
 clean:
 	rm -rf cdk.out .pytest_cache reports

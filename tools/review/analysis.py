@@ -1,0 +1,550 @@
+"""Pure analysis of synthesized CloudFormation: plain dicts in, plain dicts out.
+
+A *stack* here is ``{"name": str, "file": str, "template": dict, "metadata": dict}`` where
+``metadata`` maps construct paths to the CDK metadata entries of that stack (what
+``<stack>.metadata.json`` holds). ``review(stacks, baseline)`` returns every section of the
+review plus a flat list of flags; nothing here reads files or calls AWS.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any, Iterable, Optional
+
+from tools.review.rules import (
+    MIN_ACK_REASON_CHARS,
+    PUBLIC_ACCESS_BLOCK_KEYS,
+    PUBLIC_ACLS,
+    REPLACEMENT_PROPERTIES,
+    STATEFUL_TYPES,
+    WORLD_CIDRS,
+)
+
+ACK_METADATA_TYPE = "aws:cdk:acknowledged-rules"
+
+
+# --------------------------------------------------------------------------- names and values
+
+def _short_path(path: str, stack_name: str) -> str:
+    path = path.lstrip("/")
+    if stack_name and path.startswith(stack_name + "/"):
+        path = path[len(stack_name) + 1:]
+    for tail in ("/Resource", "/Default"):
+        if path.endswith(tail):
+            path = path[: -len(tail)]
+    return path
+
+
+def display_names(stack: dict) -> dict[str, str]:
+    """Logical ID -> readable name: the construct path inside the stack when CDK recorded one
+    (``aws:cdk:path`` in the template, or an ``aws:cdk:logicalId`` entry of the stack's
+    metadata), without the stack prefix and the ``/Resource`` tail; else the logical ID."""
+    template, stack_name = stack["template"], stack.get("name", "")
+    from_metadata: dict[str, str] = {}
+    for path, entries in (stack.get("metadata") or {}).items():
+        for entry in _as_list(entries):
+            if isinstance(entry, dict) and entry.get("type") == "aws:cdk:logicalId" \
+                    and isinstance(entry.get("data"), str):
+                from_metadata[entry["data"]] = path
+    names: dict[str, str] = {}
+    for logical_id, resource in (template.get("Resources") or {}).items():
+        path = ((resource or {}).get("Metadata") or {}).get("aws:cdk:path") or from_metadata.get(logical_id)
+        names[logical_id] = (_short_path(path, stack_name) if isinstance(path, str) else "") or logical_id
+    return names
+
+
+def render(value: Any, names: Optional[dict[str, str]] = None) -> str:
+    """A CloudFormation value as one readable string: Ref -> ``${name}``, GetAtt ->
+    ``${name.Attr}``, Join/Sub/Select resolved where the inputs are literal."""
+    names = names or {}
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    if isinstance(value, list):
+        return ", ".join(render(v, names) for v in value)
+    if isinstance(value, dict) and len(value) == 1:
+        (key, arg), = value.items()
+        if key == "Ref":
+            return "${" + (arg if str(arg).startswith("AWS::") else names.get(arg, str(arg))) + "}"
+        if key == "Fn::GetAtt":
+            parts = arg.split(".", 1) if isinstance(arg, str) else list(arg)
+            target = names.get(parts[0], str(parts[0]))
+            return "${" + target + ("." + render(parts[1], names) if len(parts) > 1 else "") + "}"
+        if key == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:
+            sep, items = arg
+            if isinstance(items, list):
+                return str(sep).join(render(v, names) for v in items)
+            return render(items, names)
+        if key == "Fn::Sub":
+            text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1] if len(arg) > 1 else {})
+            for var, sub in (variables or {}).items():
+                text = text.replace("${" + var + "}", render(sub, names))
+            for logical_id, name in names.items():
+                text = text.replace("${" + logical_id + "}", "${" + name + "}")
+                text = text.replace("${" + logical_id + ".", "${" + name + ".")
+            return text
+        if key == "Fn::Select" and isinstance(arg, list) and len(arg) == 2:
+            index, items = arg
+            if isinstance(items, list) and isinstance(index, (int, str)) and str(index).isdigit() \
+                    and int(index) < len(items):
+                return render(items[int(index)], names)
+            return f"select({render(index, names)}, {render(items, names)})"
+        if key == "Fn::ImportValue":
+            return f"import({render(arg, names)})"
+        if key == "Fn::If" and isinstance(arg, list) and len(arg) == 3:
+            return f"if({arg[0]}: {render(arg[1], names)} | {render(arg[2], names)})"
+        if key == "Fn::GetAZs":
+            return "${AZs}"
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def get_path(properties: dict, dotted: str) -> Any:
+    """Value at ``a.b.c`` inside a properties dict, or None."""
+    node: Any = properties
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _resources(template: dict, type_name: Optional[str] = None) -> Iterable[tuple[str, dict, dict]]:
+    for logical_id, resource in sorted((template.get("Resources") or {}).items()):
+        if not isinstance(resource, dict):
+            continue
+        if type_name is None or resource.get("Type") == type_name:
+            yield logical_id, resource, resource.get("Properties") or {}
+
+
+def _ref_target(value: Any) -> Optional[str]:
+    """Logical ID a value points at (Ref X or GetAtt X.*), else None."""
+    if isinstance(value, dict) and len(value) == 1:
+        (key, arg), = value.items()
+        if key == "Ref" and isinstance(arg, str):
+            return arg
+        if key == "Fn::GetAtt":
+            return arg.split(".", 1)[0] if isinstance(arg, str) else str(arg[0])
+    return None
+
+
+def _flag(flags: list, *, category: str, stack: str, resource: str, message: str,
+          severity: str = "warning") -> None:
+    flags.append({"severity": severity, "category": category, "stack": stack,
+                  "resource": resource, "message": message})
+
+
+# --------------------------------------------------------------------------- sections
+
+def resources_by_type(stacks: list[dict]) -> dict[str, int]:
+    counts: Counter = Counter()
+    for stack in stacks:
+        for _, resource, _ in _resources(stack["template"]):
+            counts[resource.get("Type", "?")] += 1
+    return dict(sorted(counts.items()))
+
+
+def _conditions(statement: dict) -> str:
+    cond = statement.get("Condition") or {}
+    parts = []
+    for operator, body in sorted(cond.items()):
+        for key, val in sorted((body or {}).items()):
+            parts.append(f"{operator} {key}={render(val)}")
+    return "; ".join(parts)
+
+
+def _is_wildcard_action(action: str) -> bool:
+    return "*" in action
+
+
+def _is_wildcard_resource(resource: str) -> bool:
+    return "*" in resource
+
+
+def _statement_rows(*, stack: str, role: str, role_id: str, policy: str, document: dict,
+                    names: dict, flags: list) -> list[dict]:
+    rows = []
+    for statement in _as_list((document or {}).get("Statement")):
+        if not isinstance(statement, dict):
+            continue
+        effect = statement.get("Effect", "Allow")
+        actions = [render(a, names) for a in _as_list(statement.get("Action"))]
+        not_actions = [render(a, names) for a in _as_list(statement.get("NotAction"))]
+        resources = [render(r, names) for r in _as_list(statement.get("Resource"))]
+        not_resources = [render(r, names) for r in _as_list(statement.get("NotResource"))]
+        row = {
+            "stack": stack, "role": role, "role_id": role_id, "policy": policy, "effect": effect,
+            "actions": actions + [f"NOT {a}" for a in not_actions],
+            "resources": resources + [f"NOT {r}" for r in not_resources],
+            "conditions": _conditions(statement),
+            "wildcard_actions": [], "wildcard_resources": [],
+        }
+        if effect == "Allow":
+            row["wildcard_actions"] = [a for a in actions if _is_wildcard_action(a)]
+            row["wildcard_resources"] = [r for r in resources if _is_wildcard_resource(r)]
+            where = f"{role} ({policy})"
+            if row["wildcard_actions"]:
+                full = any(a == "*" or a.endswith(":*") for a in row["wildcard_actions"])
+                _flag(flags, category="iam", stack=stack, resource=where, severity="high" if full else "warning",
+                      message="wildcard action: " + ", ".join(row["wildcard_actions"]))
+            if row["wildcard_resources"]:
+                full = "*" in row["wildcard_resources"] and not row["conditions"]
+                _flag(flags, category="iam", stack=stack, resource=where, severity="high" if full else "warning",
+                      message="wildcard resource: " + ", ".join(row["wildcard_resources"])
+                      + (" (with condition)" if row["conditions"] else ""))
+            if not_actions or not_resources:
+                _flag(flags, category="iam", stack=stack, resource=where,
+                      message="Allow with NotAction/NotResource grants everything not listed")
+        rows.append(row)
+    return rows
+
+
+def iam_table(stack: dict, flags: list) -> dict:
+    """Role -> actions -> resources for every identity policy of the stack; roles with their
+    trusted principals and managed policies."""
+    template, stack_name = stack["template"], stack["name"]
+    names = display_names(stack)
+    rows: list[dict] = []
+    roles: list[dict] = []
+    for logical_id, _, props in _resources(template, "AWS::IAM::Role"):
+        role = names[logical_id]
+        principals = []
+        for statement in _as_list((props.get("AssumeRolePolicyDocument") or {}).get("Statement")):
+            for kind, value in sorted((statement.get("Principal") or {}).items()) \
+                    if isinstance(statement.get("Principal"), dict) else [("", statement.get("Principal"))]:
+                principals += [f"{kind}:{render(v, names)}" if kind else render(v, names)
+                               for v in _as_list(value)]
+        managed = [render(arn, names) for arn in _as_list(props.get("ManagedPolicyArns"))]
+        roles.append({"stack": stack_name, "role": role, "role_id": logical_id,
+                      "role_name": render(props.get("RoleName"), names) or "(generated)",
+                      "trusted": principals, "managed_policies": managed})
+        for policy in _as_list(props.get("Policies")):
+            rows += _statement_rows(stack=stack_name, role=role, role_id=logical_id,
+                                    policy=render(policy.get("PolicyName"), names),
+                                    document=policy.get("PolicyDocument"), names=names, flags=flags)
+    for policy_type in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for logical_id, _, props in _resources(template, policy_type):
+            holders = _as_list(props.get("Roles")) + _as_list(props.get("Users")) + _as_list(props.get("Groups"))
+            for holder in holders or [None]:
+                target = _ref_target(holder)
+                role = names.get(target, render(holder, names)) if holder is not None else "(unattached)"
+                rows += _statement_rows(stack=stack_name, role=role, role_id=target or "",
+                                        policy=names[logical_id], document=props.get("PolicyDocument"),
+                                        names=names, flags=flags)
+    return {"roles": roles, "statements": rows}
+
+
+def _secure_transport_denied(statement: dict) -> bool:
+    if statement.get("Effect") != "Deny":
+        return False
+    value = ((statement.get("Condition") or {}).get("Bool") or {}).get("aws:SecureTransport")
+    return value in ("false", False, ["false"], [False])
+
+
+def _public_principal(principal: Any) -> bool:
+    if principal == "*":
+        return True
+    if isinstance(principal, dict):
+        return any(v == "*" or v == ["*"] for v in principal.values())
+    return False
+
+
+def bucket_posture(stack: dict, flags: list) -> list[dict]:
+    """Encryption, public access and TLS posture of every bucket of the stack."""
+    template, stack_name = stack["template"], stack["name"]
+    names = display_names(stack)
+    policies: dict[str, list[dict]] = {}
+    for logical_id, _, props in _resources(template, "AWS::S3::BucketPolicy"):
+        target = _ref_target(props.get("Bucket")) or render(props.get("Bucket"), names)
+        policies.setdefault(target, []).extend(
+            s for s in _as_list((props.get("PolicyDocument") or {}).get("Statement")) if isinstance(s, dict))
+    rows = []
+    for logical_id, _, props in _resources(template, "AWS::S3::Bucket"):
+        name = names[logical_id]
+        bucket_name = render(props.get("BucketName"), names)
+        statements = policies.get(logical_id, []) + (policies.get(bucket_name, []) if bucket_name else [])
+        problems = []
+
+        sse = [c.get("ServerSideEncryptionByDefault") or {} for c in
+               _as_list((props.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration"))]
+        if sse and sse[0].get("SSEAlgorithm"):
+            encryption = sse[0]["SSEAlgorithm"]
+            if sse[0].get("KMSMasterKeyID"):
+                encryption += " " + render(sse[0]["KMSMasterKeyID"], names)
+        else:
+            encryption = "none configured"
+            problems.append("no BucketEncryption declared (S3 applies SSE-S3 implicitly; declare SSE-KMS or SSE-S3)")
+
+        pab = props.get("PublicAccessBlockConfiguration") or {}
+        open_keys = [k for k in PUBLIC_ACCESS_BLOCK_KEYS if pab.get(k) not in (True, "true")]
+        public_access = "blocked" if not open_keys else "NOT blocked: " + ", ".join(open_keys)
+        if open_keys:
+            problems.append("public access not fully blocked (" + ", ".join(open_keys) + " not true)")
+        acl = props.get("AccessControl")
+        if acl in PUBLIC_ACLS:
+            problems.append(f"public ACL {acl}")
+        public_grants = [s for s in statements
+                         if s.get("Effect") == "Allow" and _public_principal(s.get("Principal"))
+                         and not s.get("Condition")]
+        if public_grants:
+            problems.append("bucket policy allows anyone (Principal *) without a condition: "
+                            + "; ".join(render(_as_list(s.get("Action")), names) for s in public_grants))
+
+        tls = any(_secure_transport_denied(s) for s in statements)
+        if not tls:
+            problems.append("no bucket policy denying aws:SecureTransport=false (TLS not enforced)")
+        min_tls = ""
+        for s in statements:
+            numeric = (s.get("Condition") or {}).get("NumericLessThan") or {}
+            if s.get("Effect") == "Deny" and "s3:TlsVersion" in numeric:
+                min_tls = render(numeric["s3:TlsVersion"])
+
+        for problem in problems:
+            exposed = "public" in problem or "anyone" in problem
+            _flag(flags, category="bucket", stack=stack_name, resource=name, message=problem,
+                  severity="high" if exposed else "warning")
+        rows.append({
+            "stack": stack_name, "bucket": name, "logical_id": logical_id,
+            "bucket_name": bucket_name or "(generated)",
+            "encryption": encryption, "public_access": public_access,
+            "tls_enforced": tls, "min_tls": min_tls,
+            "versioning": render(get_path(props, "VersioningConfiguration.Status")) or "off",
+            "access_logs": render(get_path(props, "LoggingConfiguration.DestinationBucketName"), names)
+            or ("to self" if "LoggingConfiguration" in props else "off"),
+            "problems": problems,
+        })
+    return rows
+
+
+def _rule(direction: str, group: str, rule: dict, names: dict) -> dict:
+    protocol = str(rule.get("IpProtocol", "-1"))
+    low, high = rule.get("FromPort"), rule.get("ToPort")
+    if protocol == "-1":
+        ports = "all"
+    elif low is None or str(low) == str(high):
+        ports = render(low, names) if low is not None else "all"
+    else:
+        ports = f"{render(low, names)}-{render(high, names)}"
+    peer_keys = ("CidrIp", "CidrIpv6", "SourceSecurityGroupId", "SourcePrefixListId",
+                 "DestinationSecurityGroupId", "DestinationPrefixListId")
+    peer = next((render(rule[k], names) for k in peer_keys if k in rule), "?")
+    return {"group": group, "direction": direction, "protocol": "all" if protocol == "-1" else protocol,
+            "ports": ports, "peer": peer, "description": render(rule.get("Description"), names)}
+
+
+def network_exposure(stack: dict, flags: list) -> dict:
+    """Security-group rules, VPC endpoints and MWAA webserver access of the stack."""
+    template, stack_name = stack["template"], stack["name"]
+    names = display_names(stack)
+    rules = []
+    for logical_id, _, props in _resources(template, "AWS::EC2::SecurityGroup"):
+        for rule in _as_list(props.get("SecurityGroupIngress")):
+            rules.append(_rule("ingress", names[logical_id], rule, names))
+        for rule in _as_list(props.get("SecurityGroupEgress")):
+            rules.append(_rule("egress", names[logical_id], rule, names))
+    for type_name, direction in (("AWS::EC2::SecurityGroupIngress", "ingress"),
+                                 ("AWS::EC2::SecurityGroupEgress", "egress")):
+        for logical_id, _, props in _resources(template, type_name):
+            group = _ref_target(props.get("GroupId"))
+            rules.append(_rule(direction, names.get(group, render(props.get("GroupId"), names)), props, names))
+    for rule in rules:
+        if rule["direction"] == "ingress" and rule["peer"] in WORLD_CIDRS:
+            _flag(flags, category="network", stack=stack_name, resource=rule["group"], severity="high",
+                  message=f"ingress from {rule['peer']} on {rule['protocol']}/{rule['ports']}")
+
+    endpoints = []
+    for logical_id, _, props in _resources(template, "AWS::EC2::VPCEndpoint"):
+        endpoints.append({
+            "stack": stack_name, "endpoint": names[logical_id],
+            "service": render(props.get("ServiceName"), names),
+            "type": props.get("VpcEndpointType", "Gateway"),
+            "private_dns": render(props.get("PrivateDnsEnabled")) or "-",
+            "security_groups": render(props.get("SecurityGroupIds"), names) or "-",
+            "policy": "custom" if props.get("PolicyDocument") else "default (full access)",
+        })
+
+    environments = []
+    for logical_id, _, props in _resources(template, "AWS::MWAA::Environment"):
+        mode = props.get("WebserverAccessMode", "PRIVATE_ONLY")
+        env = {
+            "stack": stack_name, "environment": names[logical_id],
+            "name": render(props.get("Name"), names),
+            "airflow_version": render(props.get("AirflowVersion"), names) or "(service default)",
+            "environment_class": render(props.get("EnvironmentClass"), names) or "(service default)",
+            "webserver_access_mode": render(mode, names),
+            "endpoint_management": render(props.get("EndpointManagement"), names) or "SERVICE",
+            "subnets": render(get_path(props, "NetworkConfiguration.SubnetIds"), names),
+            "security_groups": render(get_path(props, "NetworkConfiguration.SecurityGroupIds"), names),
+            "kms_key": render(props.get("KmsKey"), names) or "AWS owned key",
+        }
+        if mode == "PUBLIC_ONLY":
+            _flag(flags, category="network", stack=stack_name, resource=env["environment"], severity="high",
+                  message="MWAA webserver is reachable from the internet (WebserverAccessMode PUBLIC_ONLY)")
+        environments.append(env)
+    return {"security_group_rules": [dict(r, stack=stack_name) for r in rules],
+            "vpc_endpoints": endpoints, "mwaa_environments": environments}
+
+
+def replacement_properties(stack: dict) -> list[dict]:
+    """Current values of every replacement-causing property of the stack's resources."""
+    template, stack_name = stack["template"], stack["name"]
+    names = display_names(stack)
+    rows = []
+    for logical_id, resource, props in _resources(template):
+        for prop in REPLACEMENT_PROPERTIES.get(resource.get("Type"), ()):
+            value = get_path(props, prop)
+            if value is None:
+                continue
+            rows.append({"stack": stack_name, "resource": names[logical_id], "logical_id": logical_id,
+                         "type": resource["Type"], "property": prop, "value": render(value, names)})
+    return rows
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def replacement_changes(stacks: list[dict], baseline: list[dict], flags: list) -> list[dict]:
+    """What this synth would replace compared with the baseline synth: a changed
+    replacement-causing property, a changed type, or a stateful resource whose logical ID is
+    gone (renamed or removed)."""
+    changes = []
+    before_by_name = {s["name"]: s for s in baseline}
+    for stack in stacks:
+        before = before_by_name.get(stack["name"])
+        if before is None:
+            continue
+        names = display_names(stack)
+        old_names = display_names(before)
+        now = stack["template"].get("Resources") or {}
+        old = before["template"].get("Resources") or {}
+        for logical_id in sorted(set(now) & set(old)):
+            new_type, old_type = now[logical_id].get("Type"), old[logical_id].get("Type")
+            if new_type != old_type:
+                changes.append({"stack": stack["name"], "resource": names[logical_id], "logical_id": logical_id,
+                                "type": new_type, "property": "Type", "before": old_type, "after": new_type})
+                continue
+            for prop in REPLACEMENT_PROPERTIES.get(new_type, ()):
+                a = get_path(old[logical_id].get("Properties") or {}, prop)
+                b = get_path(now[logical_id].get("Properties") or {}, prop)
+                if _canonical(a) != _canonical(b):
+                    changes.append({"stack": stack["name"], "resource": names[logical_id],
+                                    "logical_id": logical_id, "type": new_type, "property": prop,
+                                    "before": render(a, old_names) if a is not None else "(not set)",
+                                    "after": render(b, names) if b is not None else "(not set)"})
+        for logical_id in sorted(set(old) - set(now)):
+            if old[logical_id].get("Type") in STATEFUL_TYPES:
+                changes.append({"stack": stack["name"], "resource": old_names[logical_id],
+                                "logical_id": logical_id, "type": old[logical_id]["Type"],
+                                "property": "(logical ID)", "before": "present",
+                                "after": "removed: CloudFormation deletes it"})
+    for change in changes:
+        _flag(flags, category="replacement", stack=change["stack"], resource=change["resource"], severity="high",
+              message=f"{change['type']} {change['property']}: {change['before']} -> {change['after']}")
+    return changes
+
+
+def acknowledgements(stack: dict, flags: list) -> list[dict]:
+    """Every cdk-nag acknowledgement with its reason. cdk-nag 3 (cdk.Validations) records them
+    as ``aws:cdk:acknowledged-rules`` entries in the stack's metadata file; cdk-nag 2
+    suppressions live in the template's ``cdk_nag`` resource or template metadata."""
+    rows = []
+    for path, entries in sorted((stack.get("metadata") or {}).items()):
+        for entry in _as_list(entries):
+            if isinstance(entry, dict) and entry.get("type") == ACK_METADATA_TYPE:
+                for rule, reason in sorted((entry.get("data") or {}).items()):
+                    rule = rule[len("Annotation::"):] if rule.startswith("Annotation::") else rule
+                    rows.append({"stack": stack["name"], "construct": path, "rule": rule,
+                                 "reason": str(reason or ""), "source": "cdk.Validations"})
+    template = stack["template"]
+    legacy = [(f"/{stack['name']}", template.get("Metadata") or {})]
+    legacy += [(((r.get("Metadata") or {}).get("aws:cdk:path")) or logical_id, r.get("Metadata") or {})
+               for logical_id, r, _ in _resources(template)]
+    for where, metadata in legacy:
+        for item in _as_list((metadata.get("cdk_nag") or {}).get("rules_to_suppress")):
+            rule = str(item.get("id", "?"))
+            applies = item.get("applies_to")
+            if applies:
+                rule += " [" + render(applies) + "]"
+            rows.append({"stack": stack["name"], "construct": where, "rule": rule,
+                         "reason": str(item.get("reason") or ""), "source": "cdk_nag metadata"})
+    for row in rows:
+        if len(row["reason"].strip()) < MIN_ACK_REASON_CHARS:
+            _flag(flags, category="nag", stack=row["stack"], resource=row["construct"],
+                  message=f"acknowledgement of {row['rule']} has no checkable reason: {row['reason']!r}")
+    return rows
+
+
+def lint_ignores(stack: dict) -> list[dict]:
+    """cfn-lint checks switched off in the template (``Metadata.cfn-lint.config.ignore_checks``
+    on the template or on a resource): a reviewer should see what the linter did not check."""
+    names = display_names(stack)
+    template = stack["template"]
+    places = [("(whole template)", template.get("Metadata") or {})]
+    places += [(names[logical_id], r.get("Metadata") or {}) for logical_id, r, _ in _resources(template)]
+    rows = []
+    for where, metadata in places:
+        checks = ((metadata.get("cfn-lint") or {}).get("config") or {}).get("ignore_checks")
+        if checks:
+            rows.append({"stack": stack["name"], "resource": where, "checks": [str(c) for c in _as_list(checks)]})
+    return rows
+
+
+def validation_violations(report: Optional[dict]) -> list[dict]:
+    """Violations listed in cdk.out/validation-report.json (present only when synth failed)."""
+    rows = []
+    for plugin in (report or {}).get("pluginReports") or []:
+        for violation in plugin.get("violations") or []:
+            for construct in violation.get("violatingConstructs") or []:
+                rows.append({"plugin": plugin.get("pluginName", "?"), "rule": violation.get("ruleName", "?"),
+                             "construct": construct.get("constructPath", "?"),
+                             "description": violation.get("description", "")})
+    return rows
+
+
+# --------------------------------------------------------------------------- the whole review
+
+def review(stacks: list[dict], baseline: Optional[list[dict]] = None,
+           validation_report: Optional[dict] = None) -> dict:
+    flags: list[dict] = []
+    iam = {"roles": [], "statements": []}
+    buckets, acks, replacements, ignores = [], [], [], []
+    network = {"security_group_rules": [], "vpc_endpoints": [], "mwaa_environments": []}
+    for stack in stacks:
+        part = iam_table(stack, flags)
+        iam["roles"] += part["roles"]
+        iam["statements"] += part["statements"]
+        buckets += bucket_posture(stack, flags)
+        for key, rows in network_exposure(stack, flags).items():
+            network[key] += rows
+        replacements += replacement_properties(stack)
+        acks += acknowledgements(stack, flags)
+        ignores += lint_ignores(stack)
+    violations = validation_violations(validation_report)
+    for v in violations:
+        _flag(flags, category="nag", stack="-", resource=v["construct"], severity="high",
+              message=f"unacknowledged finding {v['rule']} ({v['plugin']}): {v['description']}")
+    changes = replacement_changes(stacks, baseline, flags) if baseline is not None else None
+    return {
+        "stacks": [{"name": s["name"], "file": s.get("file", ""),
+                    "resources": len(s["template"].get("Resources") or {})} for s in stacks],
+        "resources_by_type": resources_by_type(stacks),
+        "iam": iam,
+        "buckets": buckets,
+        "network": network,
+        "replacement_properties": replacements,
+        "replacement_changes": changes,
+        "baseline_stacks": [s["name"] for s in baseline] if baseline is not None else None,
+        "acknowledgements": acks,
+        "lint_ignores": ignores,
+        "validation_violations": violations,
+        "flags": flags,
+    }
