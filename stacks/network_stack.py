@@ -97,6 +97,10 @@ class NetworkStack(cdk.Stack):
                     security_groups=[self.endpoint_security_group], open=False)
 
         self.subnet_ids = [s.subnet_id for s in self.mwaa_subnets]
+        # An adopted PRIVATE_ONLY source's security group is not ours: its owner admits 443 from
+        # this group so the migration runner's CLI fallback reaches the webserver (docs/deploy.md).
+        cdk.CfnOutput(self, "LambdaSecurityGroupId", value=self.lambda_security_group.security_group_id,
+                      description="Security group of the migration Lambdas in the VPC (allow 443 from it)")
 
     @property
     def availability_zones(self) -> list[str]:
