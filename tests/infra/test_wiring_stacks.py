@@ -415,3 +415,16 @@ def test_wiring_logical_ids_are_stable(stage):
     assert sorted(ids[DAG_RUN]) == ["MigrationRunExportE0B47057", "MigrationRunImport51BFDA0F"]
     if stage.cfg.target.creation == "clone":
         assert ids[CLONE] == ["Clone20871BCF"]
+
+
+# ---------------------------------------------------------------------------- nag on the variants
+
+def test_nag_clean_with_cutover_and_with_public_webservers(dev_cutover, dev_public):
+    """The shipped stages are checked in test_nag.py; these variants add a Cutover resource,
+    take the runner out of the VPC and drop the cloudformation endpoint."""
+    from cdk_nag import AwsSolutionsChecks
+    for _, stacks, _ in (dev_cutover, dev_public):
+        app = stacks.target.node.root
+        report = AwsSolutionsChecks(app).validate_scope(app)
+        assert [f"{v.rule_name} {r.construct_path}" for v in report.violations
+                for r in v.violating_resources] == []
