@@ -4,7 +4,6 @@ roles, the DAG publishers and the stack outputs. Read from the real templates (D
 Ref/GetAtt edges), not from construct attributes."""
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
