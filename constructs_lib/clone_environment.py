@@ -206,13 +206,15 @@ class CloneEnvironment(Construct):
 
         region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
         account = "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account
+        # a stack in a known region renders the partition as a literal (cdk.json feature flags)
+        partition = "<AWS::Partition>" if cdk.Token.is_unresolved(stack.partition) else stack.partition
         ack(self.handler_policy, "AwsSolutions-IAM5[Resource::*]",
             "statement DescribeNetwork only: ec2:Describe{SecurityGroups,Subnets,Vpcs,RouteTables} support no "
             "resource-level permissions; MWAA calls them with the caller's credentials to validate the network")
         if self._service_endpoints:
             for kind in ("vpc-endpoint", "network-interface"):
                 ack(self.handler_policy,
-                    f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:{region}:{account}:{kind}/*]",
+                    f"AwsSolutions-IAM5[Resource::arn:{partition}:ec2:{region}:{account}:{kind}/*]",
                     f"statements CreateServiceEndpoints/CreateServiceInterfaces: the {kind} MWAA creates has no id "
                     "before it exists; this account and region only, and the same statement names the target "
                     "VPC, subnets and security groups")

@@ -12,13 +12,17 @@ that Lambda takes the role of the first deployment: so every DagPublisher of a s
 shares one role and log group (``DagPublisherShared``), ours, without the
 AWSLambdaBasicExecutionRole managed policy. What BucketDeployment grants that role: read on the CDK asset bucket, read/write/delete on the DAG bucket (it
 syncs), encrypt/decrypt on the bucket's KMS key when one is given, logs on its log group.
+BucketDeployment's grant covers every object of the DAG bucket; one explicit deny on the
+shared role (``WriteOnlyUnderDagFolders``) limits writes and deletes to the published
+prefixes (``{bucket}/{prefix}*`` of every DagPublisher of the stack), so a DAG bucket that
+holds other files (an adopted source's) is safe outside its DAG folder.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
-from aws_cdk import Acknowledgment, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -48,6 +52,7 @@ class DagPublisher(Construct):
         if not source.is_dir():
             raise ValueError(f"source_dir={str(source)!r} is not a directory")
         self.role, log_group = _shared_role_and_logs(Stack.of(self), log_retention)
+        _write_scope(self.role).add_not_resources(bucket.arn_for_objects(f"{prefix}*"))
         encryption = {}
         if kms_key is not None:
             encryption = {"server_side_encryption": s3deploy.ServerSideEncryption.AWS_KMS,
@@ -74,7 +79,8 @@ class DagPublisher(Construct):
         acks.append((f"Resource::{_nag_arn(stack.resolve(bucket.bucket_arn))}/*",
                      "objects of the DAG bucket; the sync writes under the prefix only"))
         qualifier = _bootstrap_qualifier(stack)
-        acks.append((f"Resource::arn:<AWS::Partition>:s3:::cdk-{qualifier}-assets-"
+        partition = "<AWS::Partition>" if Token.is_unresolved(stack.partition) else stack.partition
+        acks.append((f"Resource::arn:{partition}:s3:::cdk-{qualifier}-assets-"
                      f"{stack.account}-{stack.region}/*",
                      "the CDK bootstrap asset bucket that holds the zipped dags/ folder"))
         if kms_key is not None:
@@ -117,6 +123,23 @@ def _shared_role_and_logs(stack: Stack, retention: logs.RetentionDays):
         group = logs.LogGroup(shared, "Logs", retention=retention, removal_policy=RemovalPolicy.DESTROY)
         group.grant_write(role)  # our role: no AWSLambdaBasicExecutionRole
     return shared.node.find_child("Role"), shared.node.find_child("Logs")
+
+
+# Write actions BucketDeployment's grant_read_write gives (s3:PutObject*, s3:DeleteObject*,
+# s3:Abort*); denied everywhere but under the published prefixes.
+_WRITE_ACTIONS = ["s3:PutObject*", "s3:DeleteObject*", "s3:Abort*"]
+
+
+def _write_scope(role: iam.Role) -> iam.PolicyStatement:
+    """The shared role's one deny statement; each DagPublisher adds its prefix to NotResource."""
+    shared = role.node.scope
+    statement = getattr(shared, "_write_scope", None)
+    if statement is None:
+        statement = iam.PolicyStatement(sid="WriteOnlyUnderDagFolders", effect=iam.Effect.DENY,
+                                        actions=list(_WRITE_ACTIONS), not_resources=[])
+        role.add_to_policy(statement)
+        shared._write_scope = statement
+    return statement
 
 
 def _bootstrap_qualifier(stack: Stack) -> str:

@@ -11,6 +11,7 @@ resource to apply over the source's settings.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
@@ -104,6 +105,7 @@ class MwaaEnvironment(Construct):
         self.environment_arn = stack.format_arn(service="airflow", resource="environment", resource_name=name,
                                                 arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME)
         self.subnet_ids = [s.subnet_id for s in subnets]
+        self.kms_key = kms_key
 
         # -- DAG bucket: versioned (MWAA requires it for object versions), private, TLS only.
         self.bucket = s3.Bucket(
@@ -154,11 +156,6 @@ class MwaaEnvironment(Construct):
                                                      f"HTTPS from MWAA {name}", remote_rule=True)
 
         # -- Execution role.
-        options = dict(airflow_configuration_options or {})
-        if secrets_manager_backend:
-            import json
-            options["secrets.backend"] = versions.VERSIONS[airflow_version]["secrets_backend"]
-            options["secrets.backend_kwargs"] = json.dumps(SECRETS_PREFIXES, separators=(", ", ": "))
         statements = execution_role_statements(
             stack=stack, name=name, environment_arn=self.environment_arn, bucket=self.bucket,
             kms_key=kms_key, secrets_manager_backend=secrets_manager_backend)
@@ -196,31 +193,17 @@ class MwaaEnvironment(Construct):
 
         # -- CreateEnvironment parameters this construct decides (API names). A cloned target
         # applies these over the source's settings; a declared one renders them below.
-        p: dict = {
-            "Name": name,
-            "AirflowVersion": airflow_version,
-            "ExecutionRoleArn": self.role.role_arn,
-            "SourceBucketArn": self.bucket.bucket_arn,
-            "DagS3Path": dag_s3_path,
-            "NetworkConfiguration": {"SubnetIds": list(self.subnet_ids),
-                                     "SecurityGroupIds": [self.security_group.security_group_id]},
-            "WebserverAccessMode": webserver_access_mode,
-            "LoggingConfiguration": {
-                member: {"Enabled": True, "LogLevel": (log_levels or {}).get(key, "INFO")}
-                for key, (member, _) in LOG_TYPES.items()},
-        }
-        optional = {"EnvironmentClass": environment_class, "Schedulers": schedulers,
-                    "MinWorkers": min_workers, "MaxWorkers": max_workers,
-                    "MinWebservers": min_webservers, "MaxWebservers": max_webservers,
-                    "KmsKey": kms_key.key_arn if kms_key else None,
-                    "WeeklyMaintenanceWindowStart": weekly_maintenance_window_start,
-                    "AirflowConfigurationOptions": options or None,
-                    "Tags": dict(tags) if tags else None}
-        for label, f in (("Requirements", requirements), ("Plugins", plugins), ("StartupScript", startup_script)):
-            if f is not None:
-                optional[f"{label}S3Path"] = f.s3_path
-                optional[f"{label}S3ObjectVersion"] = f.object_version
-        p.update({k: v for k, v in optional.items() if v is not None})
+        p = create_environment_parameters(
+            name=name, airflow_version=airflow_version, execution_role_arn=self.role.role_arn,
+            source_bucket_arn=self.bucket.bucket_arn, subnet_ids=self.subnet_ids,
+            security_group_ids=[self.security_group.security_group_id],
+            kms_key_arn=kms_key.key_arn if kms_key else None,
+            environment_class=environment_class, schedulers=schedulers, min_workers=min_workers,
+            max_workers=max_workers, min_webservers=min_webservers, max_webservers=max_webservers,
+            webserver_access_mode=webserver_access_mode, dag_s3_path=dag_s3_path,
+            airflow_configuration_options=airflow_configuration_options, requirements=requirements,
+            plugins=plugins, startup_script=startup_script, secrets_manager_backend=secrets_manager_backend,
+            weekly_maintenance_window_start=weekly_maintenance_window_start, tags=tags, log_levels=log_levels)
         self.create_environment_parameters: dict = p
 
         self.environment: Optional[mwaa.CfnEnvironment] = None
@@ -240,6 +223,57 @@ class MwaaEnvironment(Construct):
     @property
     def log_group_names(self) -> dict[str, str]:
         return {k: f"airflow-{self.name}-{suffix}" for k, (_, suffix) in LOG_TYPES.items()}
+
+
+def create_environment_parameters(
+    *, name: str, airflow_version: str, execution_role_arn: str, source_bucket_arn: str,
+    subnet_ids: Sequence[str], security_group_ids: Sequence[str], kms_key_arn: Optional[str] = None,
+    environment_class: Optional[str] = None, schedulers: Optional[int] = None,
+    min_workers: Optional[int] = None, max_workers: Optional[int] = None,
+    min_webservers: Optional[int] = None, max_webservers: Optional[int] = None,
+    webserver_access_mode: str = "PRIVATE_ONLY", dag_s3_path: str = "dags",
+    airflow_configuration_options: Optional[Mapping[str, str]] = None,
+    requirements: Optional[S3File] = None, plugins: Optional[S3File] = None,
+    startup_script: Optional[S3File] = None, secrets_manager_backend: bool = False,
+    weekly_maintenance_window_start: Optional[str] = None, tags: Optional[Mapping[str, str]] = None,
+    log_levels: Optional[Mapping[str, str]] = None,
+) -> dict:
+    """The CreateEnvironment parameters (API names) an environment with these settings gets.
+
+    The one mapping from settings to parameters: :class:`MwaaEnvironment` calls it with its
+    resources' tokens (and renders the declared environment from the result), and
+    ``tools.plan_clone`` calls it offline with literal stand-ins for the deploy-time ARNs and
+    IDs. ``None`` settings are left out (a cloned target then keeps the source's value).
+    """
+    options = dict(airflow_configuration_options or {})
+    if secrets_manager_backend:
+        options["secrets.backend"] = versions.VERSIONS[airflow_version]["secrets_backend"]
+        options["secrets.backend_kwargs"] = json.dumps(SECRETS_PREFIXES, separators=(", ", ": "))
+    p: dict = {
+        "Name": name,
+        "AirflowVersion": airflow_version,
+        "ExecutionRoleArn": execution_role_arn,
+        "SourceBucketArn": source_bucket_arn,
+        "DagS3Path": dag_s3_path,
+        "NetworkConfiguration": {"SubnetIds": list(subnet_ids), "SecurityGroupIds": list(security_group_ids)},
+        "WebserverAccessMode": webserver_access_mode,
+        "LoggingConfiguration": {
+            member: {"Enabled": True, "LogLevel": (log_levels or {}).get(key, "INFO")}
+            for key, (member, _) in LOG_TYPES.items()},
+    }
+    optional = {"EnvironmentClass": environment_class, "Schedulers": schedulers,
+                "MinWorkers": min_workers, "MaxWorkers": max_workers,
+                "MinWebservers": min_webservers, "MaxWebservers": max_webservers,
+                "KmsKey": kms_key_arn,
+                "WeeklyMaintenanceWindowStart": weekly_maintenance_window_start,
+                "AirflowConfigurationOptions": options or None,
+                "Tags": dict(tags) if tags else None}
+    for label, f in (("Requirements", requirements), ("Plugins", plugins), ("StartupScript", startup_script)):
+        if f is not None:
+            optional[f"{label}S3Path"] = f.s3_path
+            optional[f"{label}S3ObjectVersion"] = f.object_version
+    p.update({k: v for k, v in optional.items() if v is not None})
+    return p
 
 
 # Why each wildcard of the execution role is needed (cdk-nag AwsSolutions-IAM5 acknowledgements).

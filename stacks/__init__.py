@@ -25,6 +25,7 @@ def build_stage(app: cdk.App, cfg: StageConfig) -> StageStacks:
     p = cfg.stack_prefix
     network = NetworkStack(app, f"{p}-network", env=env, config=cfg.network,
                            secrets_manager_endpoint=cfg.secrets_manager_endpoint,
+                           cloudformation_endpoint=cfg.runner_in_vpc,
                            description=f"mwaa-upgrade {cfg.stage}: VPC and endpoints for private MWAA")
     storage = MigrationStorageStack(app, f"{p}-migration-storage", env=env, config=cfg.storage,
                                     migration=cfg.migration, export_prefix=cfg.export_prefix,
@@ -35,6 +36,7 @@ def build_stage(app: cdk.App, cfg: StageConfig) -> StageStacks:
                                     description=f"mwaa-upgrade {cfg.stage}: source MWAA environment {cfg.source.environment.name}")
     target = TargetEnvironmentStack(app, f"{p}-target", env=env, config=cfg.target, migration=cfg.migration,
                                     network=network, storage=storage, source=source,
+                                    runner_in_vpc=cfg.runner_in_vpc,
                                     description=f"mwaa-upgrade {cfg.stage}: target MWAA environment {cfg.target.environment.name}")
     for stack in (network, storage, source, target):
         for k, v in cfg.tags.items():

@@ -28,12 +28,13 @@ REQUIRED_ENDPOINTS = {
 
 
 class NetworkStack(cdk.Stack):
-    """Attributes for the other stacks: ``vpc``, ``mwaa_subnets`` (exactly 2),
+    """``cloudformation_endpoint``: add the CloudFormation interface endpoint (in-VPC Lambdas
+    that call DescribeStacks). Attributes for the other stacks: ``vpc``, ``mwaa_subnets`` (exactly 2),
     ``endpoint_security_group`` (443 is opened to it per client by the client's stack) and
     ``lambda_security_group`` (for our in-VPC Lambdas; already admitted by the endpoints)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: NetworkConfig,
-                 secrets_manager_endpoint: bool, **kwargs: Any) -> None:
+                 secrets_manager_endpoint: bool, cloudformation_endpoint: bool = False, **kwargs: Any) -> None:
         self._azs = list(config.availability_zones)
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
@@ -85,6 +86,10 @@ class NetworkStack(cdk.Stack):
                 services["SecretsManager"] = ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER
             if config.sts_endpoint:
                 services["Sts"] = ec2.InterfaceVpcEndpointAwsService.STS
+            if cloudformation_endpoint:
+                # The migration runner's Lambdas run in the VPC (a PRIVATE_ONLY webserver) and
+                # call DescribeStacks to tell a rollback from an update.
+                services["CloudFormation"] = ec2.InterfaceVpcEndpointAwsService.CLOUDFORMATION
             for name, service in services.items():
                 self.endpoints[name] = ec2.InterfaceVpcEndpoint(
                     self, f"{name}Endpoint", vpc=self.vpc, service=service, private_dns_enabled=True,
@@ -92,6 +97,10 @@ class NetworkStack(cdk.Stack):
                     security_groups=[self.endpoint_security_group], open=False)
 
         self.subnet_ids = [s.subnet_id for s in self.mwaa_subnets]
+        # An adopted PRIVATE_ONLY source's security group is not ours: its owner admits 443 from
+        # this group so the migration runner's CLI fallback reaches the webserver (docs/deploy.md).
+        cdk.CfnOutput(self, "LambdaSecurityGroupId", value=self.lambda_security_group.security_group_id,
+                      description="Security group of the migration Lambdas in the VPC (allow 443 from it)")
 
     @property
     def availability_zones(self) -> list[str]:

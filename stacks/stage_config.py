@@ -38,6 +38,11 @@ BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 RTB_ID_RE = re.compile(r"^rtb-[0-9a-f]{8,17}$")
+S3_BUCKET_ARN_RE = re.compile(r"^arn:aws[a-z-]*:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$")
+KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):key/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
+# Metadata table names as the DAGs name them (conf "tables"; the DAGs check the list itself).
+TABLE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+RERUN_TOKEN_MAX = 64  # dag_runner.plan.RERUN_TOKEN_MAX
 STAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 STACK_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,40}$")
 
@@ -107,8 +112,10 @@ class EnvironmentSettings:
 @dataclass(frozen=True)
 class SourceConfig:
     mode: str  # "create" | "existing"
-    environment: EnvironmentSettings  # for "existing" only name and airflow_version are meaningful
+    environment: EnvironmentSettings  # for "existing": name, airflow_version, dag_s3_path, webserver_access_mode
     role_arn: Optional[str] = None  # "existing" only
+    dag_bucket_arn: Optional[str] = None  # "existing" only: its SourceBucketArn (the DAGs are published there)
+    dag_bucket_kms_key_arn: Optional[str] = None  # "existing" only: the DAG bucket's customer key, if any
 
 
 @dataclass(frozen=True)
@@ -152,6 +159,8 @@ class MigrationConfig:
     cutover: bool = False
     delete_target_on_stack_delete: bool = False
     export_retention_days: int = 30
+    tables: tuple[str, ...] = ()  # empty: every table the DAGs support (conf key left out)
+    rerun_token: str = ""  # a new non-empty value re-runs the DAGs of the same migration id
 
 
 @dataclass(frozen=True)
@@ -182,6 +191,12 @@ class StageConfig:
         policies instead of a cross-stack token.
         """
         return self.storage.bucket_name or default_bucket_name(self.stack_prefix, self.account, self.region)
+
+    @property
+    def runner_in_vpc(self) -> bool:
+        """The migration runner's Lambdas run in the VPC: a webserver is PRIVATE_ONLY."""
+        return "PRIVATE_ONLY" in (self.source.environment.webserver_access_mode,
+                                  self.target.environment.webserver_access_mode)
 
     @property
     def secrets_manager_endpoint(self) -> bool:
@@ -318,6 +333,12 @@ ENV_SETTING_KEYS = ("environment_class", "schedulers", "min_workers", "max_worke
                     "weekly_maintenance_window_start", "tags", "logging")
 
 
+def _dag_s3_path(sec: _Section) -> str:
+    return sec.get("dag_s3_path", str, "dags",
+                   lambda v: None if S3_KEY_RE.match(v) and not v.startswith("/") and not v.endswith("/")
+                   else "a folder in the DAG bucket such as dags (no leading or trailing '/')")
+
+
 def _s3_object(sec: _Section, key: str) -> Optional[S3Object]:
     if not sec.has(key) or sec.data[key] is None:
         sec.seen.add(key)
@@ -421,9 +442,7 @@ def _environment(sec: _Section, *, resolve_defaults: bool) -> EnvironmentSetting
     env = EnvironmentSettings(
         name=name, airflow_version=version, environment_class=cls, **counts,
         webserver_access_mode=sec.choice("webserver_access_mode", WEBSERVER_ACCESS_MODES, "PRIVATE_ONLY"),
-        dag_s3_path=sec.get("dag_s3_path", str, "dags",
-                            lambda v: None if S3_KEY_RE.match(v) and not v.startswith("/")
-                            else "a folder in the DAG bucket such as dags"),
+        dag_s3_path=_dag_s3_path(sec),
         airflow_configuration_options=options,
         requirements=_s3_object(sec, "requirements"),
         plugins=_s3_object(sec, "plugins"),
@@ -522,13 +541,27 @@ def _source(top: _Section) -> SourceConfig:
     s = top.section("source", required=True)
     mode = s.choice("mode", ("create", "existing"), "create")
     if mode == "existing":
-        s.forbid(ENV_SETTING_KEYS, "source.mode: existing adopts the environment as it is; "
-                                   "settings are only for source.mode: create")
-        env = EnvironmentSettings(name=_env_name(s), airflow_version=_version(s))
+        described = ("dag_s3_path", "webserver_access_mode")  # facts about it, not settings
+        s.forbid(tuple(k for k in ENV_SETTING_KEYS if k not in described),
+                 "source.mode: existing adopts the environment as it is; "
+                 "settings are only for source.mode: create")
+        env = EnvironmentSettings(
+            name=_env_name(s), airflow_version=_version(s),
+            dag_s3_path=_dag_s3_path(s),
+            webserver_access_mode=s.choice("webserver_access_mode", WEBSERVER_ACCESS_MODES, "PRIVATE_ONLY"))
         role = s.get("role_arn", str, check=_regex(ROLE_ARN_RE, "an IAM role ARN such as arn:aws:iam::123456789012:role/name"))
-        cfg = SourceConfig(mode=mode, environment=env, role_arn=role)
+        bucket = s.get("dag_bucket_arn", str, check=_regex(
+            S3_BUCKET_ARN_RE, "the environment's DAG bucket ARN (its SourceBucketArn), e.g. arn:aws:s3:::my-mwaa-dags; "
+                              "the migration DAGs are published there"))
+        key = s.get("dag_bucket_kms_key_arn", str, None, _regex(
+            KMS_KEY_ARN_RE, "a KMS key ARN such as arn:aws:kms:eu-west-1:123456789012:key/"
+                            "1234abcd-12ab-34cd-56ef-1234567890ab (only when the DAG bucket uses SSE-KMS "
+                            "with a customer managed key)"))
+        cfg = SourceConfig(mode=mode, environment=env, role_arn=role, dag_bucket_arn=bucket,
+                           dag_bucket_kms_key_arn=key)
     else:
-        s.forbid(("role_arn",), "only with source.mode: existing (a created source gets its own role)")
+        s.forbid(("role_arn", "dag_bucket_arn", "dag_bucket_kms_key_arn"),
+                 "only with source.mode: existing (a created source gets its own role and DAG bucket)")
         env = _environment(s, resolve_defaults=True)
         try:
             versions.check_creatable(env.airflow_version)
@@ -564,7 +597,13 @@ def _migration(top: _Section, source_version: str, target_version: str) -> Migra
         cutover=s.get("cutover", bool, False),
         delete_target_on_stack_delete=s.get("delete_target_on_stack_delete", bool, False),
         export_retention_days=s.int_range("export_retention_days", 1, 3650, 30),
+        tables=s.str_list("tables", (), _regex(TABLE_NAME_RE, "an Airflow metadata table name such as dag_run")),
+        rerun_token=s.get("rerun_token", str, "",
+                          lambda v: None if 1 <= len(v) <= RERUN_TOKEN_MAX and v.isprintable()
+                          else f"1-{RERUN_TOKEN_MAX} printable characters (any new value re-runs the DAGs)"),
     )
+    if len(set(cfg.tables)) != len(cfg.tables):
+        raise s.error("tables", list(cfg.tables), "each table at most once")
     s.done()
     return cfg
 
@@ -591,6 +630,14 @@ def _cross_checks(file: Path, cfg: StageConfig) -> None:
         if m and m.group(1) != cfg.account:
             raise ConfigError(file, "source.role_arn", cfg.source.role_arn,
                               f"a role in this stage's account {cfg.account}")
+        b = S3_BUCKET_ARN_RE.match(cfg.source.dag_bucket_arn or "")
+        if b and b.group(1) == cfg.migration_bucket_name:
+            raise ConfigError(file, "source.dag_bucket_arn", cfg.source.dag_bucket_arn,
+                              "the source's DAG bucket, not the migration bucket")
+        k = KMS_KEY_ARN_RE.match(cfg.source.dag_bucket_kms_key_arn or "")
+        if k and (k.group(1), k.group(2)) != (cfg.region, cfg.account):
+            raise ConfigError(file, "source.dag_bucket_kms_key_arn", cfg.source.dag_bucket_kms_key_arn,
+                              f"a key in this stage's region {cfg.region} and account {cfg.account}")
 
 
 def load_stage(stage: str, config_dir: Path | None = None) -> StageConfig:

@@ -9,9 +9,11 @@ Live, with read-only credentials (airflow:GetEnvironment on the source only)::
 
     python -m tools.plan_clone --source-name orders-prod --region eu-west-1 --overrides-json overrides.json
 
-With a stage's planned overrides (after the foundation is merged)::
+With a stage's overrides, exactly as the target stack passes them (values created at deploy
+time are shown as ``<deploy-time: ...>``; the migration id is the stage's)::
 
-    python -m tools.plan_clone --stage dev --source-name orders-prod --region eu-west-1
+    python -m tools.plan_clone --stage dev --source-json saved.json
+    python -m tools.plan_clone --stage dev --source-name mwaa-dev-source --region eu-west-1
 
 Exit status: 0 the plan passes every check, 2 it does not (the reason is printed),
 1 bad usage or the source cannot be read. Nothing is ever created or changed.
@@ -20,30 +22,54 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lambda"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lambda"))
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))  # stacks/ and constructs_lib/ for --stage
 
 from clone_env import planner  # noqa: E402
 
 
-def overrides_from_stage(stage_config) -> dict:
-    """The stage's planned CreateEnvironment overrides as a plain dict (parameter names as
-    in CreateEnvironment; None = leave the parameter out).
+DEPLOY_TIME = "<deploy-time: {}>"
 
-    TODO(lead, after merging the foundation): return the dict the target stack plans for
-    ``stage_config`` (the same one it passes to CloneEnvironment's ``overrides``), with
-    tokens resolved to the stage's literal values.
+
+def overrides_from_stage(stage_config) -> dict:
+    """The overrides the target stack passes to CloneEnvironment for ``stage_config`` (a
+    ``stacks.stage_config.StageConfig``), as a plain dict (CreateEnvironment names; None =
+    leave the parameter out).
+
+    Built by the same functions the stack uses (``environment_settings`` ->
+    ``create_environment_parameters`` -> ``clone_overrides``), so the two cannot drift. What
+    only exists after deployment (the target's execution role, DAG bucket, security group,
+    KMS key, and subnets the network stack creates) is a ``<deploy-time: ...>`` stand-in;
+    every other value is the stage's literal one.
     """
-    planned = getattr(stage_config, "clone_overrides", None)
-    if planned is None and isinstance(stage_config, dict):
-        planned = stage_config.get("clone_overrides")
-    if planned is None:
-        raise NotImplementedError("overrides_from_stage is not wired to the foundation's stage config yet; "
-                                  "use --overrides-json meanwhile")
-    return dict(planned)
+    from constructs_lib.mwaa_environment import create_environment_parameters
+    from stacks.environment_stacks import clone_overrides, environment_settings
+
+    cfg = stage_config
+    if cfg.target.creation != "clone":
+        raise ValueError(f"{cfg.file}: target.creation is {cfg.target.creation!r}: the target is declared in "
+                         "CloudFormation, there is no clone to review")
+    env = cfg.target.environment
+    target_stack, network_stack = f"{cfg.stack_prefix}-target", f"{cfg.stack_prefix}-network"
+    if cfg.network.mode == "existing":
+        subnets = list(cfg.network.private_subnet_ids)
+    else:
+        subnets = [DEPLOY_TIME.format(f"private subnet {i} of stack {network_stack}") for i in (1, 2)]
+    planned = create_environment_parameters(
+        **environment_settings(env),
+        execution_role_arn=DEPLOY_TIME.format(f"execution role of stack {target_stack}"),
+        source_bucket_arn=DEPLOY_TIME.format(f"DAG bucket of stack {target_stack}"),
+        subnet_ids=subnets,
+        security_group_ids=[DEPLOY_TIME.format(f"security group of stack {target_stack}")],
+        kms_key_arn=DEPLOY_TIME.format(f"KMS key of stack {target_stack}") if env.customer_kms_key else None)
+    return clone_overrides(planned)
 
 
 def _mwaa_client(region: str):
@@ -117,16 +143,16 @@ def main(argv: Optional[Sequence[str]] = None, out=None) -> int:
         parser.error("give exactly one of --overrides-json and --stage")
 
     if args.stage:
+        os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")  # stacks import aws_cdk
+        from stacks.stage_config import ConfigError, load_stage
         try:
-            from stacks.stage_config import load_stage
-        except ImportError as exc:
-            print(f"error: --stage needs the foundation's stacks.stage_config ({exc})", file=sys.stderr)
-            return 1
-        try:
-            overrides = overrides_from_stage(load_stage(args.stage))
-        except NotImplementedError as exc:
+            cfg = load_stage(args.stage)
+            overrides = overrides_from_stage(cfg)
+        except (ConfigError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        if args.migration_id == parser.get_default("migration_id"):
+            args.migration_id = cfg.migration.id
     else:
         overrides = _read_json(args.overrides_json, "--overrides-json")
     if args.target_name:

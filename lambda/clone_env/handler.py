@@ -27,8 +27,10 @@ coerced here on purpose, unknown properties are an error):
     the construct sets it below the Provider's total timeout.
 
 Response ``Data`` (a few hundred bytes, never configuration values): ``EnvironmentName``,
-``EnvironmentArn``, ``Action``, ``StartedAt``, ``WaitDeadline``, and when done ``Status``,
-``AirflowVersion``, ``WebserverUrl``.
+``EnvironmentArn``, ``Action``, ``StartedAt``, ``WaitDeadline``, ``WebserverUrl``, and when done
+``Status``, ``AirflowVersion``. ``WebserverUrl`` is in every Create/Update response (the stack
+outputs it with GetAtt, which fails on a response without the key): the environment's host
+name, or ``unknown`` until GetEnvironment shows one (the waiter then sets the real value).
 """
 from __future__ import annotations
 
@@ -250,9 +252,11 @@ class CloneHandler:
             return self.delete(event)
         raise HandlerError(f"unknown RequestType {kind!r}")
 
-    def _data(self, name: str, action: str, props: dict, arn: Optional[str] = None) -> dict:
+    def _data(self, name: str, action: str, props: dict, arn: Optional[str] = None,
+              env: Optional[dict] = None) -> dict:
         data = {"EnvironmentName": name, "Action": action, "StartedAt": str(int(self.now())),
-                "WaitDeadline": str(int(self.now()) + props["WaitBudgetSeconds"])}
+                "WaitDeadline": str(int(self.now()) + props["WaitBudgetSeconds"]),
+                "WebserverUrl": _webserver_url(env)}
         if arn:
             data["EnvironmentArn"] = arn
         return data
@@ -318,7 +322,7 @@ class CloneHandler:
             raise HandlerError(f"{name!r} (created by this migration) runs Airflow {env['AirflowVersion']} but the "
                                f"properties ask for {wanted}; let the deployment finish first, then change the version")
         log.info("adopting %s (status %s): it carries this migration's tags", name, status)
-        return {"PhysicalResourceId": name, "Data": self._data(name, "adopted", props, env.get("Arn"))}
+        return {"PhysicalResourceId": name, "Data": self._data(name, "adopted", props, env.get("Arn"), env)}
 
     # ---- update
 
@@ -348,7 +352,7 @@ class CloneHandler:
             busy = not rollback and current.get("Status") not in ("AVAILABLE", "UPDATE_FAILED")
             # nothing to change, but an earlier deployment's operation may still be running
             action = "waiting" if busy else "unchanged"
-            return {"PhysicalResourceId": name, "Data": self._data(name, action, new, current.get("Arn"))}
+            return {"PhysicalResourceId": name, "Data": self._data(name, action, new, current.get("Arn"), current)}
         status = current.get("Status")
         if decision["request"] and status not in ("AVAILABLE", "UPDATE_FAILED"):
             raise HandlerError(f"{name!r} is {status}: it can be updated only when AVAILABLE; deploy again when the "
@@ -359,13 +363,13 @@ class CloneHandler:
             except ClientError as exc:
                 raise HandlerError(f"TagResource {name!r} failed: {_describe(exc)}") from None
         if not decision["request"]:
-            return {"PhysicalResourceId": name, "Data": self._data(name, "retagged", new, current.get("Arn"))}
+            return {"PhysicalResourceId": name, "Data": self._data(name, "retagged", new, current.get("Arn"), current)}
         requested_at = int(self.now())
         try:
             self.caller.call(self.mwaa, "update_environment", **decision["request"])
         except ClientError as exc:
             raise HandlerError(f"UpdateEnvironment {name!r} failed: {_describe(exc)}") from None
-        data = self._data(name, "updating", new, current.get("Arn"))
+        data = self._data(name, "updating", new, current.get("Arn"), current)
         data["UpdateRequestedAt"] = str(requested_at)
         return {"PhysicalResourceId": name, "Data": data}
 
@@ -436,9 +440,8 @@ class CloneHandler:
         if status in SETTLED_OK or status == "UPDATE_FAILED":
             if action == "updating" and not self._update_finished(env, data):
                 return self._not_yet(name, env, deadline, "updated", "a redeploy resumes waiting")
-            done = {"Status": status, "AirflowVersion": env.get("AirflowVersion", "")}
-            if env.get("WebserverUrl"):
-                done["WebserverUrl"] = env["WebserverUrl"]
+            done = {"Status": status, "AirflowVersion": env.get("AirflowVersion", ""),
+                    "WebserverUrl": _webserver_url(env)}
             return {"IsComplete": True, "Data": done}
         hint = "a redeploy adopts it and resumes waiting"
         if status == "PENDING":
@@ -467,6 +470,11 @@ class CloneHandler:
                                f"{hint}")
         log.info("%s is %s; waiting", name, env.get("Status") if env else "unknown")
         return {"IsComplete": False}
+
+
+def _webserver_url(env: Optional[dict]) -> str:
+    """The environment's webserver host name, or ``unknown`` (never empty: it is a stack output)."""
+    return (env or {}).get("WebserverUrl") or "unknown"
 
 
 # --------------------------------------------------------------------------- entry points

@@ -137,7 +137,7 @@ def test_create_then_wait_until_available(aws, caplog):
     result = aws.handler.on_event(event("Create"))
     assert result == {"PhysicalResourceId": TARGET, "Data": {
         "EnvironmentName": TARGET, "Action": "created", "EnvironmentArn": TARGET_ARN,
-        "StartedAt": str(NOW), "WaitDeadline": str(NOW + 3300)}}
+        "StartedAt": str(NOW), "WaitDeadline": str(NOW + 3300), "WebserverUrl": "unknown"}}
     assert "hunter2" not in caplog.text  # the plan is logged redacted
     assert "planned CreateEnvironment (redacted)" in caplog.text
 
@@ -148,6 +148,8 @@ def test_create_then_wait_until_available(aws, caplog):
     done = aws.handler.is_complete(waiting)
     assert done["IsComplete"] is True
     assert done["Data"]["Status"] == "AVAILABLE" and done["Data"]["AirflowVersion"] == "2.11.0"
+    # the framework merges is_complete's Data over on_event's: the real host name wins
+    assert done["Data"]["WebserverUrl"] == target_env()["Environment"]["WebserverUrl"]
     assert "hunter2" not in str(done) and len(str({**result["Data"], **done["Data"]})) < 4096
 
 
@@ -420,6 +422,19 @@ def test_migration_id_change_retags(aws):
     aws.m.add_response("tag_resource", {}, {"ResourceArn": TARGET_ARN, "Tags": {p.TAG_MIGRATION_ID: "m-next"}})
     result = aws.handler.on_event(event("Update", cfn_props(MigrationId="m-next"), old=cfn_props(), physical=TARGET))
     assert result["Data"]["Action"] == "retagged"
+    # no waiter runs after a retag: on_event's Data alone must carry what the stack GetAtts
+    assert result["Data"]["WebserverUrl"] == target_env()["Environment"]["WebserverUrl"]
+
+
+def test_every_successful_create_or_update_response_carries_webserver_url(aws):
+    """The target stack outputs GetAtt WebserverUrl; a response without the key fails the
+    deployment ("Vendor response doesn't contain WebserverUrl"), so none may lack it."""
+    aws.stack("UPDATE_ROLLBACK_IN_PROGRESS")
+    aws.not_found(TARGET)  # a rollback whose environment is gone: nothing to read the URL from
+    result = aws.handler.on_event(event("Update", cfn_props(), old=cfn_props(Overrides={**cfn_props()["Overrides"], "MaxWorkers": "10"}),
+                                        physical=TARGET))
+    assert result["Data"]["Action"] == "unchanged" and result["Data"]["WebserverUrl"] == "unknown"
+    assert aws.handler.is_complete(event("Update", physical=TARGET, data=result["Data"])) == {"IsComplete": True}
 
 
 # --------------------------------------------------------------------------- delete

@@ -2,7 +2,6 @@
 import io
 import json
 import sys
-import types
 
 import boto3
 import pytest
@@ -93,24 +92,7 @@ def test_live_read(overrides, monkeypatch):
     assert rc == 0 and "OK: Airflow 2.8.1 -> 2.10.3" in text
 
 
-def test_stage_option_takes_the_stage_overrides(monkeypatch):
-    stage = {"clone_overrides": {"Name": "orders-prod-2-11", "ExecutionRoleArn": TARGET_ROLE,
-                                 "AirflowVersion": "3.0.6"}}
-    module = types.ModuleType("stacks.stage_config")
-    module.load_stage = lambda name: stage if name == "dev" else pytest.fail(name)
-    monkeypatch.setitem(sys.modules, "stacks", types.ModuleType("stacks"))
-    monkeypatch.setitem(sys.modules, "stacks.stage_config", module)
-    rc, text = run("--stage", "dev", "--source-json", CFN)
-    assert rc == 0 and "OK: Airflow 2.10.3 -> 3.0.6" in text
-
-
-def test_stage_option_before_the_foundation_is_wired(monkeypatch, capsys):
-    module = types.ModuleType("stacks.stage_config")
-    module.load_stage = lambda name: {"name": name}
-    monkeypatch.setitem(sys.modules, "stacks", types.ModuleType("stacks"))
-    monkeypatch.setitem(sys.modules, "stacks.stage_config", module)
-    rc, _ = run("--stage", "dev", "--source-json", CFN)
-    assert rc == 1 and "not wired to the foundation's stage config yet" in capsys.readouterr().err
+# --stage against the real stage files: tests/infra/test_wiring_plan_clone.py
 
 
 def test_usage_errors(overrides):

@@ -11,17 +11,22 @@ LOG_GROUPS = {"EnvironmentDAGProcessingLogsFD4B22D8", "EnvironmentSchedulerLogsB
 ENV = {"EnvironmentDagBucket91287598"} | LOG_GROUPS
 STORAGE = {"MigrationKeyB00007D5", "MigrationBucketD3297513", "AccessLogsBucket83982689"}
 VPC = {"Vpc8378EB38", "VpcPrivateSubnet1Subnet536B997A", "VpcPrivateSubnet2Subnet3788AAA1"}
+# the migration wiring's own log groups (DAG publisher, clone, runner)
+PUBLISHER = {"DagPublisherSharedLogs696A45AB"}
+RUNNER = {"MigrationRunFrameworkLogs24DD4BC9", "MigrationRunIsCompleteLogsD443D886",
+          "MigrationRunOnEventLogs3EB27D73", "MigrationRunWaiterLogs72C645C4"}
+CLONE = {"CloneFrameworkLogsD6152208", "CloneLogs8DDEE91E"}
 
 EXPECTED = {
     "dev": {"storage": STORAGE, "network": VPC | {"FlowLogGroup3E25AA51"},
-            "source": ENV | {"Environment2DC7E04C"}, "target": ENV},
+            "source": ENV | {"Environment2DC7E04C"} | PUBLISHER, "target": ENV | PUBLISHER | RUNNER | CLONE},
     "prod": {"storage": STORAGE,
              "network": VPC | {"FlowLogGroup3E25AA51", "VpcPublicSubnet1Subnet5C2D37C4",
                                "VpcPublicSubnet2Subnet691E08A3"},
-             "source": ENV | {"Environment2DC7E04C"},
-             "target": ENV | {"Environment2DC7E04C", "EnvironmentKeyB497DD2D"}},
-    "existing-vpc.example": {"storage": STORAGE, "network": {"FlowLogGroup3E25AA51"}, "source": set(),
-                             "target": ENV | {"Environment2DC7E04C"}},
+             "source": ENV | {"Environment2DC7E04C"} | PUBLISHER,
+             "target": ENV | {"Environment2DC7E04C", "EnvironmentKeyB497DD2D"} | PUBLISHER | RUNNER},
+    "existing-vpc.example": {"storage": STORAGE, "network": {"FlowLogGroup3E25AA51"}, "source": PUBLISHER,
+                             "target": ENV | {"Environment2DC7E04C"} | PUBLISHER | RUNNER},
 }
 
 

@@ -23,9 +23,10 @@ def _endpoints(stage) -> dict[str, dict]:
 
 
 def test_endpoint_sets(dev, prod, example):
-    assert set(_endpoints(dev)) == BASE | {"s3"}
-    assert set(_endpoints(prod)) == BASE | {"s3", "secretsmanager", "sts"}  # secrets backend on, sts on
-    assert set(_endpoints(example)) == BASE | {"s3"}
+    # cloudformation: the migration runner runs in the VPC (PRIVATE_ONLY webservers) and calls DescribeStacks
+    assert set(_endpoints(dev)) == BASE | {"s3", "cloudformation"}
+    assert set(_endpoints(prod)) == BASE | {"s3", "secretsmanager", "sts", "cloudformation"}  # secrets backend on, sts on
+    assert set(_endpoints(example)) == BASE | {"s3", "cloudformation"}
 
 
 def test_interface_endpoints_private_dns_and_our_security_group(stage):

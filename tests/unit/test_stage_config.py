@@ -228,7 +228,8 @@ def test_existing_network_needs_exactly_two_subnets(tmp_path):
 
 def test_existing_source(tmp_path):
     src = {"mode": "existing", "name": "old-env", "airflow_version": "2.8.1",
-           "role_arn": "arn:aws:iam::111111111111:role/service-role/mwaa-old"}
+           "role_arn": "arn:aws:iam::111111111111:role/service-role/mwaa-old",
+           "dag_bucket_arn": "arn:aws:s3:::old-env-dags"}
     cfg = load(tmp_path, with_("source", src))
     assert cfg.source.role_arn.endswith("mwaa-old")
     with pytest.raises(ConfigError, match=r"source\.environment_class: 'mw1\.small' .*settings are only for source\.mode: create"):
