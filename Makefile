@@ -73,7 +73,12 @@ review: venv
 	  if [ -n "$(REVIEW_BASELINE)" ] && [ -d "$(REVIEW_BASELINE)" ]; then \
 	    if [ -d "$(REVIEW_BASELINE)/$$stage" ]; then base=(--baseline "$(REVIEW_BASELINE)/$$stage"); \
 	    else echo "   (no baseline $(REVIEW_BASELINE)/$$stage: not compared)"; fi; \
-	  elif [ -n "$(REVIEW_BASELINE)" ]; then base=(--baseline "$(REVIEW_BASELINE)" --baseline-out "cdk.out/$$stage"); fi; \
+	  elif [ -n "$(REVIEW_BASELINE)" ]; then \
+	    file="config/$$stage.yaml"; case $$stage in pipeline-*) file="config/pipelines/$${stage#pipeline-}.yaml";; esac; \
+	    if git cat-file -e "$(REVIEW_BASELINE):$$file" 2>/dev/null; then \
+	      base=(--baseline "$(REVIEW_BASELINE)" --baseline-out "cdk.out/$$stage"); \
+	    else echo "   ($$file not in $(REVIEW_BASELINE): not compared)"; fi; \
+	  fi; \
 	  $(PY) -m tools.review --cdk-out cdk.out/$$stage --title "$$title" \
 	    --out reports/review-$$stage.md "$${base[@]}"; \
 	done
