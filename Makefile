@@ -12,6 +12,8 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 CDK := node_modules/.bin/cdk
 # every shipped stage file: config/<stage>.yaml
 STAGES ?= $(sort $(basename $(notdir $(wildcard config/*.yaml))))
+# every shipped pipeline: config/pipelines/<name>.yaml
+PIPELINES ?= $(sort $(basename $(notdir $(wildcard config/pipelines/*.yaml))))
 
 .PHONY: venv node test synth review clean
 
@@ -29,21 +31,30 @@ node_modules/.installed: package.json package-lock.json
 test: venv node
 	$(PY) -m pytest
 
-# Synthesize every stage offline into cdk.out/<stage> (cdk-nag runs inside the app and fails
-# synth on any unacknowledged finding), then cfn-lint every template (.cfnlintrc.yaml).
+# Synthesize every stage offline into cdk.out/<stage> and every pipeline into
+# cdk.out/pipeline-<name> (its stages' stacks in assembly-*/; cdk-nag runs inside the app and
+# fails synth on any unacknowledged finding, in pipeline stages too), then cfn-lint every
+# template (.cfnlintrc.yaml).
 synth: venv node
 	@set -e; for stage in $(STAGES); do \
 	  echo "== cdk synth -c stage=$$stage -> cdk.out/$$stage"; \
 	  rm -rf cdk.out/$$stage; \
 	  $(CDK) synth --no-lookups --no-notices --quiet --app "$(PY) app.py" -c stage=$$stage -o cdk.out/$$stage; \
 	done
+	@set -e; for pipeline in $(PIPELINES); do \
+	  echo "== cdk synth -c pipeline=$$pipeline -> cdk.out/pipeline-$$pipeline"; \
+	  rm -rf cdk.out/pipeline-$$pipeline; \
+	  $(CDK) synth --no-lookups --no-notices --quiet --app "$(PY) app.py" -c pipeline=$$pipeline -o cdk.out/pipeline-$$pipeline; \
+	done
 	@echo "== cfn-lint cdk.out/**/*.template.json"
 	$(VENV)/bin/cfn-lint 'cdk.out/**/*.template.json'
 	@echo "== templates (cfn-lint clean, cdk-nag AwsSolutions clean):"
-	@for f in cdk.out/*/*.template.json; do echo "   $$f"; done
+	@for f in cdk.out/*/*.template.json cdk.out/*/assembly-*/*.template.json; do [ -e "$$f" ] && echo "   $$f"; done; true
 
-# Review of the synthesized CloudFormation of every stage (config/<stage>.yaml): writes
-# reports/review-<stage>.md and prints a summary. Needs the `synth` target (cdk.out/<stage>).
+# Review of the synthesized CloudFormation of every stage (config/<stage>.yaml) and pipeline
+# (config/pipelines/<name>.yaml, the pipeline stack and its stages' stacks): writes
+# reports/review-<stage>.md and reports/review-pipeline-<name>.md and prints a summary. Needs
+# the `synth` target (cdk.out/<stage>, cdk.out/pipeline-<name>).
 # REVIEW_BASELINE=<dir or git ref>: also compare replacement-causing properties with it: a
 # previous cdk.out (e.g. a copy kept as cdk.out.last-release; <dir>/<stage> is used), or a git
 # ref (its tree is synthesized offline with this checkout's .venv/node_modules, once per
@@ -55,12 +66,20 @@ review: venv
 	@test -n "$(STAGES)" || { echo "review: no stage files config/<stage>.yaml" >&2; exit 2; }
 	$(REVIEW_SYNTH)
 	@mkdir -p reports
-	@set -e; for stage in $(STAGES); do \
-	  echo "== review of stage $$stage"; \
+	@set -e; for stage in $(STAGES) $(addprefix pipeline-,$(PIPELINES)); do \
+	  title="stage $$stage"; case $$stage in pipeline-*) title="pipeline $${stage#pipeline-}";; esac; \
+	  echo "== review of $$title"; \
 	  base=(); \
-	  if [ -n "$(REVIEW_BASELINE)" ] && [ -d "$(REVIEW_BASELINE)" ]; then base=(--baseline "$(REVIEW_BASELINE)/$$stage"); \
-	  elif [ -n "$(REVIEW_BASELINE)" ]; then base=(--baseline "$(REVIEW_BASELINE)" --baseline-out "cdk.out/$$stage"); fi; \
-	  $(PY) -m tools.review --cdk-out cdk.out/$$stage --title "stage $$stage" \
+	  if [ -n "$(REVIEW_BASELINE)" ] && [ -d "$(REVIEW_BASELINE)" ]; then \
+	    if [ -d "$(REVIEW_BASELINE)/$$stage" ]; then base=(--baseline "$(REVIEW_BASELINE)/$$stage"); \
+	    else echo "   (no baseline $(REVIEW_BASELINE)/$$stage: not compared)"; fi; \
+	  elif [ -n "$(REVIEW_BASELINE)" ]; then \
+	    file="config/$$stage.yaml"; case $$stage in pipeline-*) file="config/pipelines/$${stage#pipeline-}.yaml";; esac; \
+	    if git cat-file -e "$(REVIEW_BASELINE):$$file" 2>/dev/null; then \
+	      base=(--baseline "$(REVIEW_BASELINE)" --baseline-out "cdk.out/$$stage"); \
+	    else echo "   ($$file not in $(REVIEW_BASELINE): not compared)"; fi; \
+	  fi; \
+	  $(PY) -m tools.review --cdk-out cdk.out/$$stage --title "$$title" \
 	    --out reports/review-$$stage.md "$${base[@]}"; \
 	done
 

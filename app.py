@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""mwaa-upgrade CDK app: ``cdk synth -c stage=NAME`` (default dev) builds config/NAME.yaml.
+"""mwaa-upgrade CDK app.
 
-The stage file is loaded and validated before any construct exists; a bad file stops here
+- ``cdk synth -c stage=NAME`` (default dev): the stacks of config/NAME.yaml.
+- ``cdk synth -c pipeline=NAME``: the upgrade pipeline of config/pipelines/NAME.yaml, whose
+  stages hold the stacks of each configured stage (stacks/pipeline_app.py).
+
+Configuration is loaded and validated before any construct exists; a bad file stops here
 with one message naming the file, field, value and what is allowed. cdk-nag (AwsSolutions)
-runs as a validation plugin on every synth.
+runs as a validation plugin on every synth; registered on the App, it also covers the stacks
+inside the pipeline's stages.
 """
 from __future__ import annotations
 
@@ -21,16 +26,25 @@ from stacks import build_stage  # noqa: E402
 from stacks.stage_config import ConfigError, load_stage  # noqa: E402
 
 
+def build(app: cdk.App) -> None:
+    """Everything the context asks for, into ``app`` (raises ConfigError on bad config)."""
+    pipeline = app.node.try_get_context("pipeline")
+    if pipeline:
+        from stacks.pipeline_app import UpgradePipeline
+        from stacks.pipeline_config import load_pipeline
+        UpgradePipeline(app, load_pipeline(str(pipeline)))
+    else:
+        build_stage(app, load_stage(str(app.node.try_get_context("stage") or "dev")))
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
 def main() -> None:
     app = cdk.App()
-    stage = app.node.try_get_context("stage") or "dev"
     try:
-        cfg = load_stage(str(stage))
+        build(app)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    build_stage(app, cfg)
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aws_cdk as cdk
+from constructs import Construct
 
 from stacks.environment_stacks import SourceEnvironmentStack, TargetEnvironmentStack
 from stacks.network_stack import NetworkStack
@@ -19,8 +20,13 @@ class StageStacks:
     target: TargetEnvironmentStack
 
 
-def build_stage(app: cdk.App, cfg: StageConfig) -> StageStacks:
-    """All stacks of one stage, named ``{stack_prefix}-{network,migration-storage,source,target}``."""
+def build_stage(app: Construct, cfg: StageConfig) -> StageStacks:
+    """All stacks of one stage, with ids ``{stack_prefix}-{network,migration-storage,source,target}``.
+
+    ``app`` is the scope: the App (``cdk synth -c stage=NAME``; the ids are the stack names),
+    or a ``cdk.Stage`` of the upgrade pipeline (same ids; CloudFormation names them
+    ``<stage>-<id>``).
+    """
     env = cdk.Environment(account=cfg.account, region=cfg.region)
     p = cfg.stack_prefix
     network = NetworkStack(app, f"{p}-network", env=env, config=cfg.network,

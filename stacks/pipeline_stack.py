@@ -234,6 +234,8 @@ class PipelineStack(cdk.Stack):
         not listed here (e.g. from a new CDK version) still fails synthesis."""
         region = "<AWS::Region>" if cdk.Token.is_unresolved(self.region) else self.region
         account = "<AWS::AccountId>" if cdk.Token.is_unresolved(self.account) else self.account
+        # A literal with an explicit env and @aws-cdk/core:enablePartitionLiterals (cdk.json).
+        partition = "<AWS::Partition>" if cdk.Token.is_unresolved(self.partition) else self.partition
         bucket_id = self.get_logical_id(self.artifact_bucket.node.default_child)
         artifact_actions = {
             "s3:GetObject*": "read pipeline artifacts (grantRead of the pipeline's own artifact bucket)",
@@ -262,10 +264,20 @@ class PipelineStack(cdk.Stack):
                 found[f"Resource::<{bucket_id}.Arn>/*"] = "objects of the pipeline's own artifact bucket"
             project_id = project_of_policy.get(policy.node.path)
             if project_id:
-                found[f"Resource::arn:<AWS::Partition>:logs:{region}:{account}:log-group:/aws/codebuild/<{project_id}>:*"] = \
+                found[f"Resource::arn:{partition}:logs:{region}:{account}:log-group:/aws/codebuild/<{project_id}>:*"] = \
                     "log streams of this CodeBuild project's own log group"
-                found[f"Resource::arn:<AWS::Partition>:codebuild:{region}:{account}:report-group/<{project_id}>-*"] = \
+                found[f"Resource::arn:{partition}:codebuild:{region}:{account}:report-group/<{project_id}>-*"] = \
                     "test report groups of this CodeBuild project (CodeBuild names them <project>-<name>)"
+            # The asset-publishing role (stages with file assets, e.g. Lambda code) is shared by
+            # the asset projects, which CDK Pipelines creates after it: it names them by prefix.
+            logs_any = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/codebuild/*"
+            if logs_any in resources:
+                found[f"Resource::{logs_any}"] = ("asset publishing: the shared asset role writes the logs of "
+                                                  "the asset CodeBuild projects (log groups /aws/codebuild/...)")
+            reports_any = f"arn:{partition}:codebuild:{region}:{account}:report-group/*"
+            if reports_any in resources:
+                found[f"Resource::{reports_any}"] = ("asset publishing: report groups of the asset CodeBuild "
+                                                     "projects (none are written; granted by CDK Pipelines)")
             if f"arn:*:iam::{account}:role/*" in resources:
                 found[f"Resource::arn:*:iam::{account}:role/*"] = (
                     "self-mutation assumes the CDK bootstrap roles; limited by the condition "
@@ -273,6 +285,9 @@ class PipelineStack(cdk.Stack):
             if "*" in resources and actions & {"cloudformation:DescribeStacks", "s3:ListBucket"}:
                 found["Resource::*"] = ("self-mutation: cloudformation:DescribeStacks and s3:ListBucket "
                                         "take no narrower resource for the CDK CLI's bootstrap checks")
+            elif "*" in resources and actions & {"codebuild:StartBuild"} and logs_any in resources:
+                found["Resource::*"] = ("asset publishing: codebuild:BatchGetBuilds/StartBuild/StopBuild "
+                                        "of the asset projects, which are created after this shared role")
             for finding, reason in found.items():
                 cdk.Validations.of(policy).acknowledge(cdk.Acknowledgment(
                     id=f"AwsSolutions-IAM5[{finding}]", reason=f"CDK Pipelines: {reason}"))
