@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 
 from stacks.environment_stacks import SourceEnvironmentStack, TargetEnvironmentStack
+from stacks.migration_stack import MigrationStack
 from stacks.network_stack import NetworkStack
 from stacks.stage_config import StageConfig
 from stacks.storage_stack import MigrationStorageStack
@@ -17,10 +18,15 @@ class StageStacks:
     storage: MigrationStorageStack
     source: SourceEnvironmentStack
     target: TargetEnvironmentStack
+    migration: MigrationStack
 
 
 def build_stage(app: cdk.App, cfg: StageConfig) -> StageStacks:
-    """All stacks of one stage, named ``{stack_prefix}-{network,migration-storage,source,target}``."""
+    """All stacks of one stage, named ``{stack_prefix}-{network,migration-storage,source,target,migration}``.
+
+    ``-migration`` holds the custom resources that run the migration (clone, DAG publishers,
+    DAG runs) apart from the environments' long-lived parts: a failed step rolls back only it.
+    """
     env = cdk.Environment(account=cfg.account, region=cfg.region)
     p = cfg.stack_prefix
     network = NetworkStack(app, f"{p}-network", env=env, config=cfg.network,
@@ -36,9 +42,11 @@ def build_stage(app: cdk.App, cfg: StageConfig) -> StageStacks:
                                     description=f"mwaa-upgrade {cfg.stage}: source MWAA environment {cfg.source.environment.name}")
     target = TargetEnvironmentStack(app, f"{p}-target", env=env, config=cfg.target, migration=cfg.migration,
                                     network=network, storage=storage, source=source,
-                                    runner_in_vpc=cfg.runner_in_vpc,
                                     description=f"mwaa-upgrade {cfg.stage}: target MWAA environment {cfg.target.environment.name}")
-    for stack in (network, storage, source, target):
+    migration = MigrationStack(app, f"{p}-migration", env=env, migration=cfg.migration, network=network,
+                               storage=storage, source=source, target=target, runner_in_vpc=cfg.runner_in_vpc,
+                               description=f"mwaa-upgrade {cfg.stage}: migration {cfg.migration.id} (custom resources only)")
+    for stack in (network, storage, source, target, migration):
         for k, v in cfg.tags.items():
             cdk.Tags.of(stack).add(k, v)
-    return StageStacks(network, storage, source, target)
+    return StageStacks(network, storage, source, target, migration)

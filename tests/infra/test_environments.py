@@ -103,9 +103,9 @@ def expected_import(cfg) -> dict[str, dict]:
     }
 
 
-# Resources the migration wiring adds to the environment stacks (tested in test_wiring_*.py);
+# The DAG publisher the migration wiring adds to the environment stacks (test_wiring_*.py);
 # the tests here look at the environments' own parts.
-WIRING_PREFIXES = ("Clone", "MigrationRun", "PublishDags", "DagPublisherShared", "CustomCDKBucketDeployment")
+WIRING_PREFIXES = ("PublishDags", "DagPublisherShared", "CustomCDKBucketDeployment")
 
 
 def _own(stage, which: str) -> dict:

@@ -1,5 +1,5 @@
 """tools.plan_clone --stage: offline, against the real stage files, with exactly the overrides
-the target stack passes to CloneEnvironment (one mapping; deploy-time values as stand-ins)."""
+the migration stack passes to CloneEnvironment (one mapping; deploy-time values as stand-ins)."""
 from __future__ import annotations
 
 import io
@@ -44,7 +44,7 @@ def _compare(tool: dict, stack_overrides: dict, omitted: list) -> None:
 
 def test_overrides_from_stage_are_what_the_stack_passes(dev):
     tool = plan_clone.overrides_from_stage(dev.cfg)
-    t = dev.json("target")
+    t = dev.json("migration")
     (clone,) = resources(t, "Custom::MwaaEnvironmentClone").values()
     props = clone["Properties"]
     assert tool["Name"] == props["TargetName"]
