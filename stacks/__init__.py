@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import aws_cdk as cdk
 
 from stacks.environment_stacks import SourceEnvironmentStack, TargetEnvironmentStack
-from stacks.migration_stack import MigrationStack
+from stacks.migration_stack import MigrationStack, needs_migration_stack
 from stacks.network_stack import NetworkStack
 from stacks.stage_config import StageConfig
 from stacks.storage_stack import MigrationStorageStack
@@ -18,14 +19,15 @@ class StageStacks:
     storage: MigrationStorageStack
     source: SourceEnvironmentStack
     target: TargetEnvironmentStack
-    migration: MigrationStack
+    migration: Optional[MigrationStack] = None  # None: a declared target without migration.metadata
 
 
 def build_stage(app: cdk.App, cfg: StageConfig) -> StageStacks:
     """All stacks of one stage, named ``{stack_prefix}-{network,migration-storage,source,target,migration}``.
 
-    ``-migration`` holds the custom resources that run the migration (clone, DAG publishers,
-    DAG runs) apart from the environments' long-lived parts: a failed step rolls back only it.
+    ``-migration`` holds the custom resources that run the migration (clone, DAG runs) apart
+    from the environments' long-lived parts: a failed step rolls back only it. A declared
+    target without ``migration.metadata`` has none, so no migration stack (``None``).
     """
     env = cdk.Environment(account=cfg.account, region=cfg.region)
     p = cfg.stack_prefix
@@ -38,15 +40,18 @@ def build_stage(app: cdk.App, cfg: StageConfig) -> StageStacks:
                                     bucket_name=cfg.migration_bucket_name,
                                     description=f"mwaa-upgrade {cfg.stage}: encrypted migration bucket (stateful)")
     source = SourceEnvironmentStack(app, f"{p}-source", env=env, config=cfg.source, network=network,
-                                    storage=storage,
+                                    storage=storage, metadata=cfg.migration.metadata,
                                     description=f"mwaa-upgrade {cfg.stage}: source MWAA environment {cfg.source.environment.name}")
     target = TargetEnvironmentStack(app, f"{p}-target", env=env, config=cfg.target, migration=cfg.migration,
                                     network=network, storage=storage, source=source,
                                     description=f"mwaa-upgrade {cfg.stage}: target MWAA environment {cfg.target.environment.name}")
-    migration = MigrationStack(app, f"{p}-migration", env=env, migration=cfg.migration, network=network,
-                               storage=storage, source=source, target=target, runner_in_vpc=cfg.runner_in_vpc,
-                               description=f"mwaa-upgrade {cfg.stage}: migration {cfg.migration.id} (custom resources only)")
+    migration = None
+    if needs_migration_stack(creation=cfg.target.creation, metadata=cfg.migration.metadata):
+        migration = MigrationStack(app, f"{p}-migration", env=env, migration=cfg.migration, network=network,
+                                   storage=storage, source=source, target=target, runner_in_vpc=cfg.runner_in_vpc,
+                                   description=f"mwaa-upgrade {cfg.stage}: migration {cfg.migration.id} (custom resources only)")
     for stack in (network, storage, source, target, migration):
         for k, v in cfg.tags.items():
-            cdk.Tags.of(stack).add(k, v)
+            if stack is not None:  # no migration stack
+                cdk.Tags.of(stack).add(k, v)
     return StageStacks(network, storage, source, target, migration)

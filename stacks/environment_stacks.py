@@ -92,10 +92,12 @@ class SourceEnvironmentStack(cdk.Stack):
     ``mode``, ``mwaa`` (the MwaaEnvironment construct), ``dag_bucket`` and ``security_group``
     (the last three None when the source is adopted: read them from GetEnvironment),
     ``webserver_access_mode``, ``dag_publisher`` (publishes ``dags/`` into the source's DAG
-    bucket: the one the stack creates, or ``source.dag_bucket_arn`` when adopted)."""
+    bucket: the one the stack creates, or ``source.dag_bucket_arn`` when adopted) and
+    ``export_policy`` (the guide's policy on the source role); the last two only with
+    ``metadata`` (``migration.metadata``), else None."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: SourceConfig, network: NetworkStack,
-                 storage: MigrationStorageStack, **kwargs: Any) -> None:
+                 storage: MigrationStorageStack, metadata: bool = True, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.mode = config.mode
         self.environment_name = config.environment.name
@@ -122,6 +124,11 @@ class SourceEnvironmentStack(cdk.Stack):
                            if config.dag_bucket_kms_key_arn else None)
             publish_bucket = s3.Bucket.from_bucket_attributes(
                 self, "AdoptedDagBucket", bucket_arn=config.dag_bucket_arn, encryption_key=publish_key)
+        self.add_stack_dependency(storage, "the migration bucket exists before the environments")
+        self.dag_publisher: Optional[DagPublisher] = None
+        self.export_policy: Optional[MigrationPolicy] = None
+        if not metadata:
+            return  # no metadata migration: the source needs neither the DAGs nor the bucket
         # The migration DAGs in the source's DAG folder: the Export step (migration stack) runs
         # db_export there, so this stack (which the migration stack depends on) publishes first.
         self.dag_publisher = DagPublisher(self, "PublishDags", bucket=publish_bucket,
@@ -131,7 +138,6 @@ class SourceEnvironmentStack(cdk.Stack):
             self, "ExportPolicy", role=self.execution_role,
             statements=source_export_statements(stack=self, bucket=bucket, key=storage.key,
                                                 prefix=storage.export_prefix))
-        self.add_stack_dependency(storage, "the export policy names the migration bucket")
 
 
 class TargetEnvironmentStack(cdk.Stack):
@@ -142,9 +148,10 @@ class TargetEnvironmentStack(cdk.Stack):
     ``planned_overrides`` (CreateEnvironment parameters, tokens resolved by CloudFormation),
     ``source_environment_name``, ``migration`` (the stage's MigrationConfig),
     ``migration_bucket`` (imported by name), ``migration_bucket_name``, ``migration_key``,
-    ``export_prefix``, ``import_policy``, ``mwaa`` (the MwaaEnvironment construct; its
-    ``.environment`` is the CfnEnvironment or None), ``dag_publisher`` (``dags/`` into the
-    target's DAG folder).
+    ``export_prefix``, ``mwaa`` (the MwaaEnvironment construct; its ``.environment`` is the
+    CfnEnvironment or None); with ``migration.metadata`` (else None): ``import_policy`` (the
+    guide's policy on the target role) and ``dag_publisher`` (``dags/`` into the target's DAG
+    folder).
 
     Nothing here runs the migration: the clone and the DAG runs are in
     :class:`stacks.migration_stack.MigrationStack`, which depends on this stack. A failure
@@ -173,6 +180,12 @@ class TargetEnvironmentStack(cdk.Stack):
         self.export_prefix = storage.export_prefix
         bucket = s3.Bucket.from_bucket_name(self, "MigrationBucket", storage.bucket_name)
         self.migration_bucket = bucket
+        # Two MWAA environments created in parallel in one account can be throttled.
+        self.add_stack_dependency(source, "create the source environment before the target")
+        self.import_policy: Optional[MigrationPolicy] = None
+        self.dag_publisher: Optional[DagPublisher] = None
+        if not migration.metadata:
+            return  # only the environment: no import policy, no migration DAGs
         self.import_policy = MigrationPolicy(
             self, "ImportPolicy", role=self.execution_role,
             statements=target_import_statements(stack=self, bucket=bucket, key=storage.key,
@@ -181,8 +194,6 @@ class TargetEnvironmentStack(cdk.Stack):
         if self.mwaa.environment is not None:
             # MWAA reads the role's policies at create time
             self.mwaa.environment.node.add_dependency(self.import_policy)
-        # Two MWAA environments created in parallel in one account can be throttled.
-        self.add_stack_dependency(source, "create the source environment before the target")
         # The migration DAGs in the target's DAG folder (before the migration stack's Import).
         self.dag_publisher = DagPublisher(self, "PublishDags", bucket=self.dag_bucket,
                                           prefix=f"{self.dag_s3_path}/", kms_key=self.mwaa.kms_key)

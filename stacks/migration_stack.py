@@ -30,16 +30,26 @@ from stacks.stage_config import MigrationConfig
 from stacks.storage_stack import MigrationStorageStack
 
 
+def needs_migration_stack(*, creation: str, metadata: bool) -> bool:
+    """A stage has a migration stack when it clones the target or migrates the metadata; a
+    declared target without the metadata migration has no custom resource to hold."""
+    return creation == "clone" or metadata
+
+
 class MigrationStack(cdk.Stack):
     """Seams (contracts §7): ``clone`` (CloneEnvironment, None when ``declared``),
     ``environment_ready`` (the clone's CustomResource, or the target stack's CfnEnvironment),
-    ``webserver_url``, ``runner`` (MigrationRunner), ``export``, ``import_run``, ``cutover``
-    (None unless ``migration.cutover``), ``report_location``."""
+    ``webserver_url``; with ``migration.metadata`` (else None): ``runner`` (MigrationRunner),
+    ``export``, ``import_run``, ``cutover`` (None unless ``migration.cutover``),
+    ``report_location``."""
 
     def __init__(self, scope: Construct, construct_id: str, *, migration: MigrationConfig,
                  network: NetworkStack, storage: MigrationStorageStack, source: SourceEnvironmentStack,
                  target: TargetEnvironmentStack, runner_in_vpc: bool, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        if not needs_migration_stack(creation=target.creation, metadata=migration.metadata):
+            raise ValueError("a declared target without migration.metadata has no migration custom resource: "
+                             "build no migration stack (needs_migration_stack)")
         self.migration = migration
         # Explicit, not only implied by references: the clone needs the target's role with its
         # policies, log groups (with our retention) and security group rules in place (MWAA
@@ -73,6 +83,12 @@ class MigrationStack(cdk.Stack):
         cdk.CfnOutput(self, "TargetWebserverUrl", value=self.webserver_url,
                       description=f"Webserver host name of the target environment {target.environment_name}")
 
+        self.runner: Optional[MigrationRunner] = None
+        self.export = self.import_run = self.cutover = None
+        self.report_location: Optional[str] = None
+        if not migration.metadata:
+            return  # the environment only (e.g. the in-place step 2.11 -> 3.x): no DAG runs
+
         # ---- 2. the migration run: Export (source) || clone -> Import -> Cutover ------------
         network_props: dict = {}
         if runner_in_vpc:
@@ -97,7 +113,6 @@ class MigrationStack(cdk.Stack):
         import_after: list = [self.export]
         if self.clone is not None:
             import_after.append(self.clone.resource)  # declared: the stack dependency on the target
-        self.cutover = None
         self.import_run = self.runner.add_dag_run(
             "Import", environment_name=target.environment_name, airflow_version=target.airflow_version,
             dag_id="db_import", migration_id=migration.id, step="import", conf=conf,

@@ -32,6 +32,9 @@ EXPECTED = {
              "migration": RUNNER},
     "existing-vpc.example": {"storage": STORAGE, "network": {"FlowLogGroup3E25AA51"}, "source": PUBLISHER,
                              "target": ENV | {"Environment2DC7E04C"} | PUBLISHER, "migration": RUNNER},
+    # migration.metadata: false: no publisher, no runner; the environments' parts are the same
+    "inplace-3x.example": {"storage": STORAGE, "network": VPC | {"FlowLogGroup3E25AA51"},
+                           "source": ENV | {"Environment2DC7E04C"}, "target": ENV, "migration": CLONE},
 }
 
 

@@ -155,7 +155,7 @@ def test_migration_custom_resources_are_in_their_own_stack(stage):
         customs = {r["Type"] for r in t["Resources"].values() if r["Type"].startswith("Custom::")}
         assert customs <= {PUBLISH}, (which, customs)  # DAG upload only: retains files, never blocks a rollback
     m = stage.json("migration")
-    assert {r["Type"] for r in resources(m, DAG_RUN).values()} == {DAG_RUN}
+    assert (resources(m, DAG_RUN) != {}) == stage.cfg.migration.metadata
     assert (resources(m, CLONE) != {}) == (stage.cfg.target.creation == "clone")
     env_names = (stage.cfg.source.environment.name, stage.cfg.target.environment.name)
     for k, r in m["Resources"].items():
@@ -180,44 +180,44 @@ def test_migration_stack_is_deployed_after_source_and_target(stage):
 
 # ---------------------------------------------------------------------------- order
 
-def test_export_waits_only_for_the_source_stack(stage):
+def test_export_waits_only_for_the_source_stack(migrating):
     """Export waits for nothing of the target environment in the migration stack: no path from
     Export to the clone, so CloudFormation starts both at once. Its prerequisite, the source's
     DAGs, is published by the source stack, which the migration stack depends on."""
-    m = stage.json("migration")
+    m = migrating.json("migration")
     export = _dag_run(m, "export")
     assert all_deps(m, export) <= {k for k, r in m["Resources"].items() if k.startswith("MigrationRun")}
-    which, env_id = _ready_id(stage)
+    which, env_id = _ready_id(migrating)
     if which == "migration":
         assert m["Resources"][env_id]["Type"] == CLONE and env_id not in all_deps(m, export)
         assert export not in all_deps(m, env_id)
-    src = stage.json("source")
+    src = migrating.json("source")
     (publish,) = resources(src, PUBLISH).values()
-    assert publish["Properties"]["DestinationBucketKeyPrefix"] == f"{stage.cfg.source.environment.dag_s3_path}/"
-    assert stage.stacks.source.stack_name in _stack_deps(stage, "migration")
+    assert publish["Properties"]["DestinationBucketKeyPrefix"] == f"{migrating.cfg.source.environment.dag_s3_path}/"
+    assert migrating.stacks.source.stack_name in _stack_deps(migrating, "migration")
 
 
-def test_import_waits_for_export_the_target_and_its_dags(stage):
-    m = stage.json("migration")
+def test_import_waits_for_export_the_target_and_its_dags(migrating):
+    m = migrating.json("migration")
     imp = _dag_run(m, "import")
     deps = set(m["Resources"][imp]["DependsOn"])
     assert _dag_run(m, "export") in deps
-    which, env_id = _ready_id(stage)
-    if stage.cfg.target.creation == "clone":
+    which, env_id = _ready_id(migrating)
+    if migrating.cfg.target.creation == "clone":
         assert (which, m["Resources"][env_id]["Type"]) == ("migration", CLONE) and env_id in deps
     else:  # the declared environment and everything else of the target stack come first
-        assert (which, stage.json("target")["Resources"][env_id]["Type"]) == ("target", "AWS::MWAA::Environment")
-    t = stage.json("target")
+        assert (which, migrating.json("target")["Resources"][env_id]["Type"]) == ("target", "AWS::MWAA::Environment")
+    t = migrating.json("target")
     (publish,) = resources(t, PUBLISH).values()
-    assert publish["Properties"]["DestinationBucketKeyPrefix"] == f"{stage.cfg.target.environment.dag_s3_path}/"
-    assert stage.stacks.target.stack_name in _stack_deps(stage, "migration")
+    assert publish["Properties"]["DestinationBucketKeyPrefix"] == f"{migrating.cfg.target.environment.dag_s3_path}/"
+    assert migrating.stacks.target.stack_name in _stack_deps(migrating, "migration")
 
 
-def test_cutover_absent_when_disabled(stage):
-    assert stage.cfg.migration.cutover is False  # every shipped stage
-    m = stage.json("migration")
+def test_cutover_absent_when_disabled(migrating):
+    assert migrating.cfg.migration.cutover is False  # every shipped stage
+    m = migrating.json("migration")
     assert sorted(r["Properties"]["Step"] for r in resources(m, DAG_RUN).values()) == ["export", "import"]
-    assert stage.stacks.migration.cutover is None
+    assert migrating.stacks.migration.cutover is None
 
 
 def test_cutover_after_import_when_enabled(dev_cutover):
@@ -263,8 +263,8 @@ def test_clone_uses_the_target_stacks_role_bucket_and_network(dev):
 
 # ---------------------------------------------------------------------------- properties
 
-def test_dag_run_properties_and_conf(stage):
-    cfg, t = stage.cfg, stage.json("migration")
+def test_dag_run_properties_and_conf(migrating):
+    cfg, t = migrating.cfg, migrating.json("migration")
     m = cfg.migration
     base = {"bucket": cfg.migration_bucket_name, "prefix": cfg.export_prefix, "migration_id": m.id}
     export = t["Resources"][_dag_run(t, "export")]["Properties"]
@@ -290,7 +290,7 @@ def test_clone_properties_from_the_stage(dev):
     assert props["DeleteOnStackDelete"] == "true"  # dev.yaml: migration.delete_target_on_stack_delete
     assert props["OmitFields"] == ["KmsKey"]  # no customer key: AWS-owned, never the source's by inheritance
     o = props["Overrides"]
-    assert o["EndpointManagement"] == "SERVICE" and o["AirflowVersion"] == "3.0.6"
+    assert o["EndpointManagement"] == "SERVICE" and o["AirflowVersion"] == "2.11.0"
     assert "Name" not in o  # TargetName carries it
     assert len(json.dumps(props)) < 4096
 
@@ -312,14 +312,17 @@ def _waiter(t: dict, prefix: str) -> dict:
 
 def test_provider_timeouts(stage):
     t = stage.json("migration")
-    # runner: poll every 30 s for 55 min (under the framework's 1 h), each handler run <= 3 min
-    r = _waiter(t, "MigrationRunProvider")
-    assert r["IntervalSeconds"] == 30 and r["IntervalSeconds"] * r["MaxAttempts"] == 55 * 60
     fns = resources(t, "AWS::Lambda::Function")
-    for k in ("MigrationRunOnEvent", "MigrationRunIsComplete"):
-        (fn,) = [f for name, f in fns.items() if name.startswith(k)]
-        assert fn["Properties"]["Timeout"] == 180
-        assert fn["Properties"]["Environment"]["Variables"]["WAIT_BUDGET_SECONDS"] == str(55 * 60 - 30 - 180 - 30)
+    if stage.cfg.migration.metadata:
+        # runner: poll every 30 s for 55 min (under the framework's 1 h), each handler run <= 3 min
+        r = _waiter(t, "MigrationRunProvider")
+        assert r["IntervalSeconds"] == 30 and r["IntervalSeconds"] * r["MaxAttempts"] == 55 * 60
+        for k in ("MigrationRunOnEvent", "MigrationRunIsComplete"):
+            (fn,) = [f for name, f in fns.items() if name.startswith(k)]
+            assert fn["Properties"]["Timeout"] == 180
+            assert fn["Properties"]["Environment"]["Variables"]["WAIT_BUDGET_SECONDS"] == str(55 * 60 - 30 - 180 - 30)
+    else:
+        assert not any(name.startswith("MigrationRun") for name in fns)
     if stage.cfg.target.creation == "clone":
         c = _waiter(t, "CloneProvider")
         assert c["IntervalSeconds"] >= 30 and c["IntervalSeconds"] * c["MaxAttempts"] == 3600
@@ -333,9 +336,9 @@ def _functions(t: dict, prefix: str) -> dict:
     return {k: f for k, f in resources(t, "AWS::Lambda::Function").items() if k.startswith(prefix)}
 
 
-def test_runner_in_the_vpc_when_a_webserver_is_private(stage):
-    assert stage.cfg.runner_in_vpc  # every shipped stage has a PRIVATE_ONLY webserver
-    t, net = stage.json("migration"), stage.json("network")
+def test_runner_in_the_vpc_when_a_webserver_is_private(migrating):
+    assert migrating.cfg.runner_in_vpc  # every shipped stage has a PRIVATE_ONLY webserver
+    t, net = migrating.json("migration"), migrating.json("network")
     lambda_sg = next(k for k in resources(net, "AWS::EC2::SecurityGroup") if k.startswith("LambdaSecurityGroup"))
     handlers = {k: f for k, f in _functions(t, "MigrationRun").items() if "Provider" not in k}
     assert len(handlers) == 2
@@ -426,8 +429,8 @@ def test_clone_handler_role_every_statement(dev):
         assert "ManagedPolicyArns" not in r["Properties"], k
 
 
-def test_runner_handler_role_every_statement(stage):
-    cfg, t = stage.cfg, stage.json("migration")
+def test_runner_handler_role_every_statement(migrating):
+    cfg, t = migrating.cfg, migrating.json("migration")
     src, tgt = cfg.source.environment.name, cfg.target.environment.name
     actual = _policy(t, "MigrationRunHandlerRoleDefaultPolicy")
     logs = actual.pop('(no sid) ["logs:CreateLogStream", "logs:PutLogEvents"]')
@@ -452,10 +455,10 @@ def test_runner_handler_role_every_statement(stage):
     assert {sid: {k: v for k, v in st.items() if k not in ("Sid", "Effect")} for sid, st in actual.items()} == expected
 
 
-def test_dag_publishers_write_only_under_the_dag_folder(stage):
-    cfg = stage.cfg
+def test_dag_publishers_write_only_under_the_dag_folder(migrating):
+    cfg = migrating.cfg
     for which, env in (("source", cfg.source.environment), ("target", cfg.target.environment)):
-        t = stage.json(which)
+        t = migrating.json(which)
         deny = _policy(t, "DagPublisherSharedRoleDefaultPolicy")["WriteOnlyUnderDagFolders"]
         assert deny["Effect"] == "Deny" and deny["Action"] == ["s3:Abort*", "s3:DeleteObject*", "s3:PutObject*"]
         resource = json.dumps(deny["NotResource"])
@@ -481,16 +484,20 @@ def test_outputs(stage):
     cfg, m = stage.cfg, stage.json("migration")
     outs = m["Outputs"]
     base = f"s3://{cfg.migration_bucket_name}/{cfg.export_prefix}{cfg.migration.id}/"
-    assert outs["MigrationReportLocation"]["Value"] == base + "report.json"
-    assert outs["MigrationExportLocation"]["Value"] == base + "manifest.json"
+    run_outputs = {"MigrationReportLocation", "MigrationExportLocation", "ImportRunId"}
+    if cfg.migration.metadata:
+        assert outs["MigrationReportLocation"]["Value"] == base + "report.json"
+        assert outs["MigrationExportLocation"]["Value"] == base + "manifest.json"
+        run = outs["ImportRunId"]["Value"]["Fn::GetAtt"]
+        assert run == [_dag_run(m, "import"), "RunId"]
+    else:
+        assert not run_outputs & set(outs)
     url = deref(stage, outs["TargetWebserverUrl"]["Value"])["Fn::GetAtt"]
     if cfg.target.creation == "clone":
         assert m["Resources"][url[0]]["Type"] == CLONE and url[1] == "WebserverUrl"
     else:  # the declared environment's attribute, through the target stack
         assert stage.json("target")["Resources"][url[0]]["Type"] == "AWS::MWAA::Environment"
         assert url[1] == "WebserverUrl"
-    run = outs["ImportRunId"]["Value"]["Fn::GetAtt"]
-    assert run == [_dag_run(m, "import"), "RunId"]
     for which in ("source", "target"):
         assert not {"MigrationReportLocation", "MigrationExportLocation", "TargetWebserverUrl",
                     "ImportRunId"} & set(stage.json(which).get("Outputs", {})), which
@@ -504,7 +511,8 @@ def test_wiring_logical_ids_are_stable(stage):
     ids = {r["Type"]: [] for r in t["Resources"].values()}
     for k, r in t["Resources"].items():
         ids[r["Type"]].append(k)
-    assert sorted(ids[DAG_RUN]) == ["MigrationRunExportE0B47057", "MigrationRunImport51BFDA0F"]
+    if stage.cfg.migration.metadata:
+        assert sorted(ids[DAG_RUN]) == ["MigrationRunExportE0B47057", "MigrationRunImport51BFDA0F"]
     if stage.cfg.target.creation == "clone":
         assert ids[CLONE] == ["Clone20871BCF"]
 
