@@ -152,6 +152,9 @@ class StorageConfig:
 @dataclass(frozen=True)
 class MigrationConfig:
     id: str
+    # True: publish the metadata DAGs and run export -> import (-> cutover). False: only the
+    # environment (cloned or declared): e.g. the in-place step 2.11.x -> 3.x after a migration.
+    metadata: bool = True
     task_log_days: int = 3
     task_log_states: tuple[str, ...] = ("failed",)
     variables_strategy: str = "skip_existing"
@@ -194,9 +197,10 @@ class StageConfig:
 
     @property
     def runner_in_vpc(self) -> bool:
-        """The migration runner's Lambdas run in the VPC: a webserver is PRIVATE_ONLY."""
-        return "PRIVATE_ONLY" in (self.source.environment.webserver_access_mode,
-                                  self.target.environment.webserver_access_mode)
+        """The migration runner's Lambdas run in the VPC: the metadata is migrated and a
+        webserver is PRIVATE_ONLY (without a runner the VPC needs no cloudformation endpoint)."""
+        return self.migration.metadata and "PRIVATE_ONLY" in (
+            self.source.environment.webserver_access_mode, self.target.environment.webserver_access_mode)
 
     @property
     def secrets_manager_endpoint(self) -> bool:
@@ -587,6 +591,7 @@ def _target(top: _Section) -> TargetConfig:
 def _migration(top: _Section, source_version: str, target_version: str) -> MigrationConfig:
     s = top.section("migration")
     cfg = MigrationConfig(
+        metadata=s.get("metadata", bool, True),
         id=s.get("id", str, default_migration_id(source_version, target_version),
                  _regex(MIGRATION_ID_RE, f"1-40 characters from a-z, 0-9 and '-' ({MIGRATION_ID_RE.pattern})")),
         task_log_days=s.int_range("task_log_days", 0, 365, 3),
@@ -620,11 +625,12 @@ def _cross_checks(file: Path, cfg: StageConfig) -> None:
     if not path.allowed:
         raise ConfigError(file, "target.airflow_version", tgt.airflow_version,
                           f"{path.reason} (source is {src.airflow_version})")
-    for side, env in (("source", src), ("target", tgt)):
-        if versions.VERSIONS[env.airflow_version]["migration_schema"] is None:
-            known = [v for v in versions.known_versions() if versions.VERSIONS[v]["migration_schema"]]
-            raise ConfigError(file, f"{side}.airflow_version", env.airflow_version,
-                              f"the metadata DAGs have no schema for it; supported: {', '.join(known)}")
+    if cfg.migration.metadata:
+        _check_metadata_migration(file, cfg)
+    elif cfg.migration.cutover:
+        raise ConfigError(file, "migration.cutover", True,
+                          "only with migration.metadata: true (the cutover is a step of the metadata import); "
+                          "remove it or set it to false")
     if cfg.source.mode == "existing":
         m = ROLE_ARN_RE.match(cfg.source.role_arn or "")
         if m and m.group(1) != cfg.account:
@@ -638,6 +644,61 @@ def _cross_checks(file: Path, cfg: StageConfig) -> None:
         if k and (k.group(1), k.group(2)) != (cfg.region, cfg.account):
             raise ConfigError(file, "source.dag_bucket_kms_key_arn", cfg.source.dag_bucket_kms_key_arn,
                               f"a key in this stage's region {cfg.region} and account {cfg.account}")
+
+
+def _check_metadata_migration(file: Path, cfg: StageConfig) -> None:
+    """``migration.metadata: true`` needs both versions in the DAGs' schema table and both
+    environments' tasks able to open the metadata database (``metadata_db_from_tasks``:
+    db_export runs in the source's tasks, db_import in the target's)."""
+    src, tgt = cfg.source.environment.airflow_version, cfg.target.environment.airflow_version
+    for side, version in (("source", src), ("target", tgt)):
+        if versions.VERSIONS[version]["migration_schema"] is None:
+            known = [v for v in versions.known_versions() if versions.VERSIONS[v]["migration_schema"]]
+            raise ConfigError(file, f"{side}.airflow_version", version,
+                              f"the metadata DAGs have no schema for it; supported: {', '.join(known)} "
+                              "(or set migration.metadata: false to create the environment without its metadata)")
+    if not versions.VERSIONS[src]["metadata_db_from_tasks"]:
+        raise ConfigError(
+            file, "migration.metadata", True,
+            f"db_export runs in the source's tasks, and on MWAA {src} (source.airflow_version) tasks cannot reach "
+            "the metadata database. Set migration.metadata: false to create the target without the metadata "
+            "(clone or declared environment only)")
+    if versions.VERSIONS[tgt]["metadata_db_from_tasks"]:
+        return
+    via = metadata_stepping_stones(src, tgt)
+    if via:
+        step = via[-1]
+        path = (f"The supported path to {tgt}: migrate blue/green to {step} with this tool "
+                f"(target.airflow_version: {step}, migration.metadata: true), then upgrade that environment in place "
+                f"({step} -> {tgt} is an in-place upgrade, and MWAA migrates its own metadata database during it): "
+                f"in the same stage file change target.airflow_version to {tgt} and set migration.metadata: false "
+                f"(config/inplace-3x.example.yaml). Rehearse the {step} -> {tgt} schema mapping locally first: "
+                f'make rehearse ARGS="--source-version {step} --target-version {tgt}"')
+        if versions.upgrade_path(src, tgt).allows_in_place:
+            path += (f". The source {src} itself can also be upgraded in place to {tgt} (outside this tool; MWAA "
+                     "keeps its metadata)")
+    else:
+        path = (f"No version in lambda/mwaa_common/versions.py can both receive the metadata and be upgraded in "
+                f"place to {tgt}; set migration.metadata: false to create the target without the metadata")
+    raise ConfigError(
+        file, "migration.metadata", True,
+        f"db_import runs in the target's tasks, and on MWAA {tgt} (target.airflow_version) tasks cannot reach "
+        f"the metadata database. {path}")
+
+
+def metadata_stepping_stones(source: str, target: str) -> list[str]:
+    """Versions (oldest first) a metadata migration from ``source`` can go to (MWAA creates them,
+    the DAGs know their schema, their tasks reach the metadata database) and from which
+    ``target`` is an in-place upgrade. Read from the version table only."""
+    out = []
+    for v in versions.known_versions():
+        row = versions.VERSIONS[v]
+        if v == target or row["status"] != "available" or not row["metadata_db_from_tasks"] \
+                or row["migration_schema"] is None:
+            continue
+        if versions.upgrade_path(source, v).allowed and versions.upgrade_path(v, target).allows_in_place:
+            out.append(v)
+    return out
 
 
 def load_stage(stage: str, config_dir: Path | None = None) -> StageConfig:

@@ -9,7 +9,7 @@ Live, with read-only credentials (airflow:GetEnvironment on the source only)::
 
     python -m tools.plan_clone --source-name orders-prod --region eu-west-1 --overrides-json overrides.json
 
-With a stage's overrides, exactly as the target stack passes them (values created at deploy
+With a stage's overrides, exactly as the migration stack passes them (values created at deploy
 time are shown as ``<deploy-time: ...>``; the migration id is the stage's)::
 
     python -m tools.plan_clone --stage dev --source-json saved.json
@@ -39,7 +39,7 @@ DEPLOY_TIME = "<deploy-time: {}>"
 
 
 def overrides_from_stage(stage_config) -> dict:
-    """The overrides the target stack passes to CloneEnvironment for ``stage_config`` (a
+    """The overrides the migration stack passes to CloneEnvironment for ``stage_config`` (a
     ``stacks.stage_config.StageConfig``), as a plain dict (CreateEnvironment names; None =
     leave the parameter out).
 

@@ -24,6 +24,8 @@ from stacks.stage_config import StageConfig, load_stage  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]
 STAGES = sorted(p.stem for p in (ROOT / "config").glob("*.yaml"))
+# the shipped stages that migrate the metadata (migration.metadata: true): DAG runs, publishers
+METADATA_STAGES = [s for s in STAGES if load_stage(s).migration.metadata]
 
 
 class Built:
@@ -35,6 +37,7 @@ class Built:
         self._assembly = None
 
     def template(self, which: str) -> Template:
+        assert getattr(self.stacks, which) is not None, f"stage {self.cfg.stage} has no {which} stack"
         if which not in self._templates:
             self._templates[which] = Template.from_stack(getattr(self.stacks, which))
         return self._templates[which]
@@ -56,6 +59,17 @@ def built(stage: str) -> Built:
 @pytest.fixture(scope="session", params=STAGES)
 def stage(request) -> Built:
     return built(request.param)
+
+
+@pytest.fixture(scope="session", params=METADATA_STAGES)
+def migrating(request) -> Built:
+    """Each shipped stage with migration.metadata: true."""
+    return built(request.param)
+
+
+@pytest.fixture(scope="session")
+def inplace() -> Built:
+    return built("inplace-3x.example")
 
 
 @pytest.fixture(scope="session")

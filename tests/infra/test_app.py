@@ -35,4 +35,4 @@ def test_default_stage_is_dev(tmp_path):
     r = _run(context, tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert {"dev-network", "dev-migration-storage", "dev-source", "dev-target"} <= set(manifest["artifacts"])
+    assert {"dev-network", "dev-migration-storage", "dev-source", "dev-target", "dev-migration"} <= set(manifest["artifacts"])

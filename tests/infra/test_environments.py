@@ -3,6 +3,8 @@ group, and every IAM statement (actions and resources) of both roles and both mi
 policies, rebuilt here from the stage file rather than from the code under test."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.infra.helpers import as_list, one, resources, statements_by_sid
@@ -103,9 +105,9 @@ def expected_import(cfg) -> dict[str, dict]:
     }
 
 
-# Resources the migration wiring adds to the environment stacks (tested in test_wiring_*.py);
+# The DAG publisher the migration wiring adds to the environment stacks (test_wiring_*.py);
 # the tests here look at the environments' own parts.
-WIRING_PREFIXES = ("Clone", "MigrationRun", "PublishDags", "DagPublisherShared", "CustomCDKBucketDeployment")
+WIRING_PREFIXES = ("PublishDags", "DagPublisherShared", "CustomCDKBucketDeployment")
 
 
 def _own(stage, which: str) -> dict:
@@ -150,6 +152,9 @@ def test_target_execution_role_statements(stage):
 
 def test_source_export_policy_statements(stage):
     t = _own(stage, "source")
+    if not stage.cfg.migration.metadata:  # no metadata migration: no access to the migration bucket
+        assert resources(t, "AWS::IAM::Policy") == {} and stage.stacks.source.export_policy is None
+        return
     assert _policy_statements(t) == expected_export(stage.cfg)
     _, policy = one(t, "AWS::IAM::Policy")
     roles = policy["Properties"]["Roles"]
@@ -163,6 +168,10 @@ def test_source_export_policy_statements(stage):
 
 def test_target_import_policy_statements(stage):
     t = _own(stage, "target")
+    if not stage.cfg.migration.metadata:
+        assert resources(t, "AWS::IAM::Policy") == {} and stage.stacks.target.import_policy is None
+        assert "mwaa-migration" not in json.dumps(t["Resources"])  # the execution role never sees the bucket
+        return
     assert _policy_statements(t) == expected_import(stage.cfg)
     (role_id, _), = resources(t, "AWS::IAM::Role").items()
     _, policy = one(t, "AWS::IAM::Policy")
@@ -281,7 +290,7 @@ def test_clone_target_exposes_what_the_custom_resource_needs(dev):
     assert target.creation == "clone"
     assert resources(dev.json("target"), "AWS::MWAA::Environment") == {}
     p = target.resolve(target.planned_overrides)
-    assert p["Name"] == "mwaa-dev-target" and p["AirflowVersion"] == "3.0.6"
+    assert p["Name"] == "mwaa-dev-target" and p["AirflowVersion"] == "2.11.0"
     assert p["ExecutionRoleArn"] == {"Fn::GetAtt": [next(iter(resources(dev.json("target"), "AWS::IAM::Role"))), "Arn"]}
     assert p["SourceBucketArn"] == {"Fn::GetAtt": [DAG_BUCKET, "Arn"]}
     assert p["WebserverAccessMode"] == "PRIVATE_ONLY"
@@ -294,7 +303,7 @@ def test_clone_target_exposes_what_the_custom_resource_needs(dev):
                  "source_environment_name", "migration", "migration_bucket_name", "export_prefix"):
         assert getattr(target, attr) is not None, attr
     assert target.source_environment_name == "mwaa-dev-source"
-    assert target.migration.id == "2-10-3-to-3-0-6"
+    assert target.migration.id == "2-10-3-to-2-11-0"
 
 
 def test_planned_overrides_match_the_declared_environment(prod):

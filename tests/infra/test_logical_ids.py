@@ -17,16 +17,24 @@ RUNNER = {"MigrationRunFrameworkLogs24DD4BC9", "MigrationRunIsCompleteLogsD443D8
           "MigrationRunOnEventLogs3EB27D73", "MigrationRunWaiterLogs72C645C4"}
 CLONE = {"CloneFrameworkLogsD6152208", "CloneLogs8DDEE91E"}
 
+# The environments' stateful parts stay where they were when the migration's custom
+# resources moved to the migration stack (clone and runner keep their construct ids there,
+# so their logical IDs are the same as before).
 EXPECTED = {
     "dev": {"storage": STORAGE, "network": VPC | {"FlowLogGroup3E25AA51"},
-            "source": ENV | {"Environment2DC7E04C"} | PUBLISHER, "target": ENV | PUBLISHER | RUNNER | CLONE},
+            "source": ENV | {"Environment2DC7E04C"} | PUBLISHER, "target": ENV | PUBLISHER,
+            "migration": RUNNER | CLONE},
     "prod": {"storage": STORAGE,
              "network": VPC | {"FlowLogGroup3E25AA51", "VpcPublicSubnet1Subnet5C2D37C4",
                                "VpcPublicSubnet2Subnet691E08A3"},
              "source": ENV | {"Environment2DC7E04C"} | PUBLISHER,
-             "target": ENV | {"Environment2DC7E04C", "EnvironmentKeyB497DD2D"} | PUBLISHER | RUNNER},
+             "target": ENV | {"Environment2DC7E04C", "EnvironmentKeyB497DD2D"} | PUBLISHER,
+             "migration": RUNNER},
     "existing-vpc.example": {"storage": STORAGE, "network": {"FlowLogGroup3E25AA51"}, "source": PUBLISHER,
-                             "target": ENV | {"Environment2DC7E04C"} | PUBLISHER | RUNNER},
+                             "target": ENV | {"Environment2DC7E04C"} | PUBLISHER, "migration": RUNNER},
+    # migration.metadata: false: no publisher, no runner; the environments' parts are the same
+    "inplace-3x.example": {"storage": STORAGE, "network": VPC | {"FlowLogGroup3E25AA51"},
+                           "source": ENV | {"Environment2DC7E04C"}, "target": ENV, "migration": CLONE},
 }
 
 
@@ -41,5 +49,5 @@ def test_stateful_logical_ids_are_stable(stage):
 def test_stack_names_are_prefixed_by_stage(stage):
     p = stage.cfg.stack_prefix
     names = [s.stack_name for s in (stage.stacks.network, stage.stacks.storage, stage.stacks.source,
-                                    stage.stacks.target)]
-    assert names == [f"{p}-network", f"{p}-migration-storage", f"{p}-source", f"{p}-target"]
+                                    stage.stacks.target, stage.stacks.migration)]
+    assert names == [f"{p}-network", f"{p}-migration-storage", f"{p}-source", f"{p}-target", f"{p}-migration"]

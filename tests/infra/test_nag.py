@@ -72,5 +72,5 @@ def test_acknowledgements_sit_on_the_policy_resources(dev):
     assert src.export_policy.acknowledged == [
         "AwsSolutions-IAM5[Action::s3:PutObject*]",
         "AwsSolutions-IAM5[Resource::arn:aws:s3:::mwaa-migration-dev-111111111111-eu-west-1/"
-        "data/migration/2.10.3_to_3.0.6/export/*]",
+        "data/migration/2.10.3_to_2.11.0/export/*]",
     ]

@@ -28,11 +28,11 @@ STACK = "mwaa-upgrade-pipeline-main"
 EXPECTED = {
     "dev": {"TARGET_ENVIRONMENT": "mwaa-dev-target",
             "REPORT_BUCKET": "mwaa-migration-dev-111111111111-eu-west-1",
-            "REPORT_KEY": "data/migration/2.10.3_to_3.0.6/export/2-10-3-to-3-0-6/report.json",
+            "REPORT_KEY": "data/migration/2.10.3_to_2.11.0/export/2-10-3-to-2-11-0/report.json",
             "TARGET_REGION": "eu-west-1"},
     "prod": {"TARGET_ENVIRONMENT": "mwaa-prod-target",
              "REPORT_BUCKET": "mwaa-migration-prod-111111111111-eu-west-1",
-             "REPORT_KEY": "data/migration/2.10.3_to_3.0.6/export/prod-2-10-3-to-3-0-6/report.json",
+             "REPORT_KEY": "data/migration/2.10.3_to_2.11.0/export/prod-2-10-3-to-2-11-0/report.json",
              "TARGET_REGION": "eu-west-1"},
 }
 
@@ -105,7 +105,9 @@ def test_each_stage_deploys_its_own_stacks_into_its_account(synthesized):
         name = stage["Name"]
         deployed = sorted({a["Configuration"]["StackName"] for a in stage["Actions"]
                            if a["ActionTypeId"]["Provider"] == "CloudFormation"})
-        assert deployed == sorted(f"{name}-{name}-{s}" for s in ("network", "migration-storage", "source", "target"))
+        # the same CloudFormation stacks as `cdk deploy -c stage=<name>` by hand
+        assert deployed == sorted(f"{name}-{s}" for s in ("network", "migration-storage", "source", "target",
+                                                          "migration"))
         manifest = json.loads((outdir / f"assembly-{STACK}-{name}" / "manifest.json").read_text())
         envs = {a["environment"] for a in manifest["artifacts"].values() if a["type"] == "aws:cloudformation:stack"}
         assert envs == {"aws://111111111111/eu-west-1"}
@@ -196,7 +198,7 @@ def test_without_pipeline_context_the_app_builds_one_stage():
     app = cdk.App(context=dict(CONTEXT, stage="dev"))
     app_module.build(app)
     assert sorted(c.node.id for c in app.node.children if isinstance(c, cdk.Stack)) == \
-        ["dev-migration-storage", "dev-network", "dev-source", "dev-target"]
+        ["dev-migration", "dev-migration-storage", "dev-network", "dev-source", "dev-target"]
 
 
 def test_unknown_pipeline_is_a_config_error_listing_the_shipped_ones():
@@ -285,7 +287,7 @@ def test_bad_pipeline_file_names_file_field_value_and_what_is_allowed(config_dir
 
 
 def test_broken_stage_file_is_reported_through_the_pipeline(config_dir):
-    text = (config_dir / "dev.yaml").read_text().replace("airflow_version: 3.0.6", "airflow_version: 9.9.9")
+    text = (config_dir / "dev.yaml").read_text().replace("airflow_version: 2.11.0", "airflow_version: 9.9.9")
     (config_dir / "dev.yaml").write_text(text)
     with pytest.raises(ConfigError) as e:
         _load(config_dir, GOOD)

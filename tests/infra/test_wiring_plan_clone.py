@@ -1,5 +1,5 @@
 """tools.plan_clone --stage: offline, against the real stage files, with exactly the overrides
-the target stack passes to CloneEnvironment (one mapping; deploy-time values as stand-ins)."""
+the migration stack passes to CloneEnvironment (one mapping; deploy-time values as stand-ins)."""
 from __future__ import annotations
 
 import io
@@ -44,7 +44,7 @@ def _compare(tool: dict, stack_overrides: dict, omitted: list) -> None:
 
 def test_overrides_from_stage_are_what_the_stack_passes(dev):
     tool = plan_clone.overrides_from_stage(dev.cfg)
-    t = dev.json("target")
+    t = dev.json("migration")
     (clone,) = resources(t, "Custom::MwaaEnvironmentClone").values()
     props = clone["Properties"]
     assert tool["Name"] == props["TargetName"]
@@ -76,12 +76,12 @@ def test_stage_review_offline_with_a_saved_source():
     assert rc == 0, text
     planned = json.loads(text.split("# Differences from the source")[0].split("\n", 1)[1])
     cfg = load_stage("dev")
-    assert planned["Name"] == cfg.target.environment.name and planned["AirflowVersion"] == "3.0.6"
+    assert planned["Name"] == cfg.target.environment.name and planned["AirflowVersion"] == "2.11.0"
     assert planned["EndpointManagement"] == "SERVICE"
     assert planned["Tags"]["mwaa-upgrade:migration-id"] == cfg.migration.id  # the stage's id, not "review"
     assert planned["NetworkConfiguration"]["SecurityGroupIds"] == [
         "<deploy-time: security group of stack dev-target>"]
-    assert "OK: Airflow 2.10.3 -> 3.0.6" in text
+    assert "OK: Airflow 2.10.3 -> 2.11.0" in text
 
 
 def test_stage_review_drops_a_source_customer_key():

@@ -1,7 +1,10 @@
-"""The migration as the shipped stages synthesize it: clone -> export/import -> cutover order,
-the Providers' timeouts, VPC placement, every IAM statement of the clone and runner handler
-roles, the DAG publishers and the stack outputs. Read from the real templates (DependsOn and
-Ref/GetAtt edges), not from construct attributes."""
+"""The migration as the shipped stages synthesize it: the stack layout (the migration's custom
+resources in ``{prefix}-migration``, apart from the environments' long-lived parts), clone ->
+export/import -> cutover order, the Providers' timeouts, VPC placement, every IAM statement of
+the clone and runner handler roles, the DAG publishers and the stack outputs. Read from the
+real templates (DependsOn and Ref/GetAtt edges, cross-stack Fn::GetStackOutput resolved to the
+producing stack's output) and the cloud assembly's stack dependencies, not from construct
+attributes."""
 from __future__ import annotations
 
 import json
@@ -69,15 +72,41 @@ def _dag_run(template: dict, step: str) -> str:
     return _one(template, DAG_RUN, Step=step)
 
 
-def _ready_id(stage) -> str:
-    """Logical id of what "the target is AVAILABLE" is in the template (clone or CfnEnvironment)."""
-    ready = stage.stacks.target.environment_ready
+def _ready_id(stage) -> tuple[str, str]:
+    """(stack, logical id) of what "the target is AVAILABLE" is: the clone in the migration
+    stack, or the declared CfnEnvironment in the target stack."""
+    ready = stage.stacks.migration.environment_ready
     element = ready if isinstance(ready, cdk.CfnElement) else ready.node.default_child
-    return stage.stacks.target.get_logical_id(element)
+    stack = cdk.Stack.of(element)
+    which = "migration" if stack is stage.stacks.migration else "target"
+    assert stack is getattr(stage.stacks, which)
+    return which, stack.get_logical_id(element)
 
 
 def _conf(template: dict, step: str) -> dict:
     return json.loads(template["Resources"][_dag_run(template, step)]["Properties"]["Conf"])
+
+
+def _stack_deps(stage, which: str) -> set[str]:
+    """Stack names ``which`` depends on in the cloud assembly (what `cdk deploy` orders by)."""
+    name = getattr(stage.stacks, which).artifact_id
+    return {d.id for d in stage.assembly().get_stack_artifact(name).dependencies
+            if not d.id.endswith(".assets")}
+
+
+def deref(stage, value):
+    """``value`` with every cross-stack reference (Fn::GetStackOutput) replaced by the value of
+    the producing stack's output, e.g. {"Fn::GetAtt": ["EnvironmentExecutionRole...", "Arn"]}."""
+    if isinstance(value, dict):
+        if set(value) == {"Fn::GetStackOutput"}:
+            ref = value["Fn::GetStackOutput"]
+            (which,) = [w for w in ("network", "storage", "source", "target")
+                        if getattr(stage.stacks, w).stack_name == ref["StackName"]]
+            return stage.json(which)["Outputs"][ref["OutputName"]]["Value"]
+        return {k: deref(stage, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [deref(stage, v) for v in value]
+    return value
 
 
 # ---------------------------------------------------------------------------- stage variants
@@ -96,7 +125,7 @@ def _variant(tmp_path: Path, base: str, **changes) -> tuple:
     app = cdk.App(context=dict(CONTEXT, stage=base))
     stacks = build_stage(app, cfg)
     return cfg, stacks, {w: Template.from_stack(getattr(stacks, w)).to_json()
-                         for w in ("network", "source", "target")}
+                         for w in ("network", "source", "target", "migration")}
 
 
 @pytest.fixture(scope="module")
@@ -111,78 +140,131 @@ def dev_public(tmp_path_factory):
                     target__webserver_access_mode="PUBLIC_ONLY")
 
 
+# ---------------------------------------------------------------------------- layout
+
+LONG_LIVED = {"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::EC2::SecurityGroup", "AWS::EC2::SecurityGroupIngress",
+              "AWS::Logs::LogGroup", "AWS::S3::Bucket", "AWS::KMS::Key", "AWS::MWAA::Environment"}
+
+
+def test_migration_custom_resources_are_in_their_own_stack(stage):
+    """A failed clone or DAG run rolls back only the migration stack: the environment stacks hold
+    no clone and no DAG run, and the migration stack holds none of an environment's parts."""
+    for which in ("source", "target"):
+        t = stage.json(which)
+        assert resources(t, CLONE) == {} and resources(t, DAG_RUN) == {}, which
+        customs = {r["Type"] for r in t["Resources"].values() if r["Type"].startswith("Custom::")}
+        assert customs <= {PUBLISH}, (which, customs)  # DAG upload only: retains files, never blocks a rollback
+    m = stage.json("migration")
+    assert (resources(m, DAG_RUN) != {}) == stage.cfg.migration.metadata
+    assert (resources(m, CLONE) != {}) == (stage.cfg.target.creation == "clone")
+    env_names = (stage.cfg.source.environment.name, stage.cfg.target.environment.name)
+    for k, r in m["Resources"].items():
+        if r["Type"] == "AWS::Logs::LogGroup":  # only our Lambdas' own logs, never airflow-{env}-*
+            assert not str(r["Properties"].get("LogGroupName", "")).startswith("airflow-"), k
+        if r["Type"] == "AWS::IAM::Role":  # only our Lambdas' roles, never an execution role
+            assert "airflow" not in json.dumps(r["Properties"]["AssumeRolePolicyDocument"]), k
+        assert r["Type"] not in {"AWS::S3::Bucket", "AWS::KMS::Key", "AWS::MWAA::Environment",
+                                 "AWS::EC2::SecurityGroup"}, k
+    assert not any(n in json.dumps(r) for n in (f"airflow-{e}-" for e in env_names)
+                   for r in resources(m, "AWS::Logs::LogGroup").values())
+
+
+def test_migration_stack_is_deployed_after_source_and_target(stage):
+    p = stage.cfg.stack_prefix
+    assert {f"{p}-source", f"{p}-target"} <= _stack_deps(stage, "migration")
+    assert f"{p}-source" in _stack_deps(stage, "target")
+    # and nothing long-lived depends on it: deleting or rolling it back leaves them alone
+    for which in ("network", "storage", "source", "target"):
+        assert f"{p}-migration" not in _stack_deps(stage, which), which
+
+
 # ---------------------------------------------------------------------------- order
 
-def test_export_runs_while_the_target_is_created(stage):
-    """Export waits for nothing of the target environment: no path from Export to the clone
-    (or the declared environment), so CloudFormation starts both at once."""
-    t = stage.json("target")
-    export = _dag_run(t, "export")
-    env_id = _ready_id(stage)
-    assert t["Resources"][env_id]["Type"] in (CLONE, "AWS::MWAA::Environment")
-    assert env_id not in all_deps(t, export)
-    assert _one(t, PUBLISH, DestinationBucketKeyPrefix="dags/") not in all_deps(t, export)
-    # its own prerequisite, the source's DAGs, is in the source stack, deployed before this one
-    assert stage.stacks.source in stage.stacks.target.dependencies
-    src = stage.json("source")
+def test_export_waits_only_for_the_source_stack(migrating):
+    """Export waits for nothing of the target environment in the migration stack: no path from
+    Export to the clone, so CloudFormation starts both at once. Its prerequisite, the source's
+    DAGs, is published by the source stack, which the migration stack depends on."""
+    m = migrating.json("migration")
+    export = _dag_run(m, "export")
+    assert all_deps(m, export) <= {k for k, r in m["Resources"].items() if k.startswith("MigrationRun")}
+    which, env_id = _ready_id(migrating)
+    if which == "migration":
+        assert m["Resources"][env_id]["Type"] == CLONE and env_id not in all_deps(m, export)
+        assert export not in all_deps(m, env_id)
+    src = migrating.json("source")
     (publish,) = resources(src, PUBLISH).values()
-    assert publish["Properties"]["DestinationBucketKeyPrefix"] == f"{stage.cfg.source.environment.dag_s3_path}/"
+    assert publish["Properties"]["DestinationBucketKeyPrefix"] == f"{migrating.cfg.source.environment.dag_s3_path}/"
+    assert migrating.stacks.source.stack_name in _stack_deps(migrating, "migration")
 
 
-def test_import_waits_for_export_the_target_and_its_dags(stage):
-    t = stage.json("target")
-    imp = _dag_run(t, "import")
-    env_id = _ready_id(stage)
-    publish = _one(t, PUBLISH, DestinationBucketKeyPrefix=f"{stage.cfg.target.environment.dag_s3_path}/")
-    deps = t["Resources"][imp]["DependsOn"]
-    assert {_dag_run(t, "export"), env_id, publish} <= set(deps)
-    expected_type = CLONE if stage.cfg.target.creation == "clone" else "AWS::MWAA::Environment"
-    assert t["Resources"][env_id]["Type"] == expected_type
+def test_import_waits_for_export_the_target_and_its_dags(migrating):
+    m = migrating.json("migration")
+    imp = _dag_run(m, "import")
+    deps = set(m["Resources"][imp]["DependsOn"])
+    assert _dag_run(m, "export") in deps
+    which, env_id = _ready_id(migrating)
+    if migrating.cfg.target.creation == "clone":
+        assert (which, m["Resources"][env_id]["Type"]) == ("migration", CLONE) and env_id in deps
+    else:  # the declared environment and everything else of the target stack come first
+        assert (which, migrating.json("target")["Resources"][env_id]["Type"]) == ("target", "AWS::MWAA::Environment")
+    t = migrating.json("target")
+    (publish,) = resources(t, PUBLISH).values()
+    assert publish["Properties"]["DestinationBucketKeyPrefix"] == f"{migrating.cfg.target.environment.dag_s3_path}/"
+    assert migrating.stacks.target.stack_name in _stack_deps(migrating, "migration")
 
 
-def test_cutover_absent_when_disabled(stage):
-    assert stage.cfg.migration.cutover is False  # every shipped stage
-    t = stage.json("target")
-    assert sorted(r["Properties"]["Step"] for r in resources(t, DAG_RUN).values()) == ["export", "import"]
-    assert stage.stacks.target.cutover is None
+def test_cutover_absent_when_disabled(migrating):
+    assert migrating.cfg.migration.cutover is False  # every shipped stage
+    m = migrating.json("migration")
+    assert sorted(r["Properties"]["Step"] for r in resources(m, DAG_RUN).values()) == ["export", "import"]
+    assert migrating.stacks.migration.cutover is None
 
 
 def test_cutover_after_import_when_enabled(dev_cutover):
     cfg, stacks, t = dev_cutover
-    t = t["target"]
-    cut, imp = _dag_run(t, "cutover"), _dag_run(t, "import")
-    assert imp in t["Resources"][cut]["DependsOn"]
-    assert {_dag_run(t, "export"), _one(t, CLONE)} <= all_deps(t, cut)
-    conf = _conf(t, "cutover")
-    assert conf == {**_conf(t, "import"), "cutover": True}
+    m = t["migration"]
+    cut, imp = _dag_run(m, "cutover"), _dag_run(m, "import")
+    assert imp in m["Resources"][cut]["DependsOn"]
+    assert {_dag_run(m, "export"), _one(m, CLONE)} <= all_deps(m, cut)
+    conf = _conf(m, "cutover")
+    assert conf == {**_conf(m, "import"), "cutover": True}
     for step in ("export", "import", "cutover"):  # the stage's re-run token and table subset reach every step
-        props = t["Resources"][_dag_run(t, step)]["Properties"]
+        props = m["Resources"][_dag_run(m, step)]["Properties"]
         assert props["RerunToken"] == "second-try"
-        assert _conf(t, step)["tables"] == ["dag", "dag_run"]
+        assert _conf(m, step)["tables"] == ["dag", "dag_run"]
 
 
-def test_clone_waits_for_role_policies_log_groups_and_network(dev):
+def test_clone_uses_the_target_stacks_role_bucket_and_network(dev):
     """MWAA assumes the execution role and needs its log groups (with our retention) and
-    security group rules at create time: all exist before the clone starts."""
-    t = dev.json("target")
-    clone = _one(t, CLONE)
-    deps = set(t["Resources"][clone]["DependsOn"])
-    kinds = {t["Resources"][d]["Type"] for d in deps}
-    assert {"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::Logs::LogGroup", "AWS::EC2::SecurityGroup",
-            "AWS::EC2::SecurityGroupIngress", "AWS::S3::Bucket"} <= kinds
+    security group rules at create time: they are in the target stack, which is deployed (and
+    kept on a rollback of the migration stack) before the clone starts."""
+    m, t = dev.json("migration"), dev.json("target")
+    clone = _one(m, CLONE)
+    o = deref(dev, m["Resources"][clone]["Properties"]["Overrides"])
+    role_id = next(k for k in resources(t, "AWS::IAM::Role") if k.startswith("EnvironmentExecutionRole"))
+    bucket_id = next(k for k in resources(t, "AWS::S3::Bucket") if k.startswith("EnvironmentDagBucket"))
+    sg_id = next(k for k in resources(t, "AWS::EC2::SecurityGroup") if k.startswith("EnvironmentSecurityGroup"))
+    assert o["ExecutionRoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    assert o["SourceBucketArn"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
+    assert o["NetworkConfiguration"]["SecurityGroupIds"] == [{"Fn::GetAtt": [sg_id, "GroupId"]}]
+    # what the clone needs from the target stack exists there: the role's import policy, the
+    # five airflow-{target}-* log groups and the security group's self-referencing rule
     import_policy = next(k for k in resources(t, "AWS::IAM::Policy") if k.startswith("ImportPolicy"))
-    assert import_policy in deps
-    log_groups = {k for k, r in resources(t, "AWS::Logs::LogGroup").items()
-                  if r["Properties"].get("LogGroupName", "").startswith("airflow-mwaa-dev-target-")}
-    assert len(log_groups) == 5 and log_groups <= deps
+    assert t["Resources"][import_policy]["Properties"]["Roles"] == [{"Ref": role_id}]
+    log_groups = {r["Properties"].get("LogGroupName") for r in resources(t, "AWS::Logs::LogGroup").values()}
+    assert {f"airflow-mwaa-dev-target-{s}" for s in ("DAGProcessing", "Scheduler", "Task", "WebServer",
+                                                     "Worker")} <= log_groups
+    assert any(r["Properties"].get("SourceSecurityGroupId") == {"Fn::GetAtt": [sg_id, "GroupId"]}
+               for r in resources(t, "AWS::EC2::SecurityGroupIngress").values())
+    assert dev.stacks.target.stack_name in _stack_deps(dev, "migration")
     # and nothing of the migration run: the clone never waits for the export
-    assert not any(t["Resources"][d]["Type"] == DAG_RUN for d in all_deps(t, clone))
+    assert not any(m["Resources"][d]["Type"] == DAG_RUN for d in all_deps(m, clone))
 
 
 # ---------------------------------------------------------------------------- properties
 
-def test_dag_run_properties_and_conf(stage):
-    cfg, t = stage.cfg, stage.json("target")
+def test_dag_run_properties_and_conf(migrating):
+    cfg, t = migrating.cfg, migrating.json("migration")
     m = cfg.migration
     base = {"bucket": cfg.migration_bucket_name, "prefix": cfg.export_prefix, "migration_id": m.id}
     export = t["Resources"][_dag_run(t, "export")]["Properties"]
@@ -201,22 +283,22 @@ def test_dag_run_properties_and_conf(stage):
 
 
 def test_clone_properties_from_the_stage(dev):
-    t = dev.json("target")
+    t = dev.json("migration")
     props = t["Resources"][_one(t, CLONE)]["Properties"]
     assert props["SourceEnvironmentName"] == "mwaa-dev-source" and props["TargetName"] == "mwaa-dev-target"
     assert props["MigrationId"] == dev.cfg.migration.id
     assert props["DeleteOnStackDelete"] == "true"  # dev.yaml: migration.delete_target_on_stack_delete
     assert props["OmitFields"] == ["KmsKey"]  # no customer key: AWS-owned, never the source's by inheritance
     o = props["Overrides"]
-    assert o["EndpointManagement"] == "SERVICE" and o["AirflowVersion"] == "3.0.6"
+    assert o["EndpointManagement"] == "SERVICE" and o["AirflowVersion"] == "2.11.0"
     assert "Name" not in o  # TargetName carries it
     assert len(json.dumps(props)) < 4096
 
 
 def test_declared_target_has_no_clone(prod, example):
     for built in (prod, example):
-        assert resources(built.json("target"), CLONE) == {}
-        assert built.stacks.target.clone is None
+        assert resources(built.json("migration"), CLONE) == {}
+        assert built.stacks.migration.clone is None
 
 
 # ---------------------------------------------------------------------------- timeouts
@@ -229,15 +311,18 @@ def _waiter(t: dict, prefix: str) -> dict:
 
 
 def test_provider_timeouts(stage):
-    t = stage.json("target")
-    # runner: poll every 30 s for 55 min (under the framework's 1 h), each handler run <= 3 min
-    r = _waiter(t, "MigrationRunProvider")
-    assert r["IntervalSeconds"] == 30 and r["IntervalSeconds"] * r["MaxAttempts"] == 55 * 60
+    t = stage.json("migration")
     fns = resources(t, "AWS::Lambda::Function")
-    for k in ("MigrationRunOnEvent", "MigrationRunIsComplete"):
-        (fn,) = [f for name, f in fns.items() if name.startswith(k)]
-        assert fn["Properties"]["Timeout"] == 180
-        assert fn["Properties"]["Environment"]["Variables"]["WAIT_BUDGET_SECONDS"] == str(55 * 60 - 30 - 180 - 30)
+    if stage.cfg.migration.metadata:
+        # runner: poll every 30 s for 55 min (under the framework's 1 h), each handler run <= 3 min
+        r = _waiter(t, "MigrationRunProvider")
+        assert r["IntervalSeconds"] == 30 and r["IntervalSeconds"] * r["MaxAttempts"] == 55 * 60
+        for k in ("MigrationRunOnEvent", "MigrationRunIsComplete"):
+            (fn,) = [f for name, f in fns.items() if name.startswith(k)]
+            assert fn["Properties"]["Timeout"] == 180
+            assert fn["Properties"]["Environment"]["Variables"]["WAIT_BUDGET_SECONDS"] == str(55 * 60 - 30 - 180 - 30)
+    else:
+        assert not any(name.startswith("MigrationRun") for name in fns)
     if stage.cfg.target.creation == "clone":
         c = _waiter(t, "CloneProvider")
         assert c["IntervalSeconds"] >= 30 and c["IntervalSeconds"] * c["MaxAttempts"] == 3600
@@ -251,9 +336,9 @@ def _functions(t: dict, prefix: str) -> dict:
     return {k: f for k, f in resources(t, "AWS::Lambda::Function").items() if k.startswith(prefix)}
 
 
-def test_runner_in_the_vpc_when_a_webserver_is_private(stage):
-    assert stage.cfg.runner_in_vpc  # every shipped stage has a PRIVATE_ONLY webserver
-    t, net = stage.json("target"), stage.json("network")
+def test_runner_in_the_vpc_when_a_webserver_is_private(migrating):
+    assert migrating.cfg.runner_in_vpc  # every shipped stage has a PRIVATE_ONLY webserver
+    t, net = migrating.json("migration"), migrating.json("network")
     lambda_sg = next(k for k in resources(net, "AWS::EC2::SecurityGroup") if k.startswith("LambdaSecurityGroup"))
     handlers = {k: f for k, f in _functions(t, "MigrationRun").items() if "Provider" not in k}
     assert len(handlers) == 2
@@ -274,9 +359,9 @@ def test_runner_in_the_vpc_when_a_webserver_is_private(stage):
 def test_runner_outside_the_vpc_when_both_webservers_are_public(dev_public):
     cfg, stacks, t = dev_public
     assert not cfg.runner_in_vpc
-    for k, fn in _functions(t["target"], "MigrationRun").items():
+    for k, fn in _functions(t["migration"], "MigrationRun").items():
         assert "VpcConfig" not in fn["Properties"], k
-    roles = resources(t["target"], "AWS::IAM::Policy")
+    roles = resources(t["migration"], "AWS::IAM::Policy")
     assert not any(st.get("Sid") == "LambdaVpcEni" for r in roles.values()
                    for st in r["Properties"]["PolicyDocument"]["Statement"])
     services = json.dumps([e["Properties"]["ServiceName"] for e in resources(t["network"], "AWS::EC2::VPCEndpoint").values()])
@@ -297,11 +382,15 @@ def _arn(cfg, service: str, rest: str) -> str:
 
 
 def _subnet_refs(stage) -> list:
-    return [stage.stacks.target.resolve(s) for s in stage.stacks.target.subnet_ids]
+    """The subnets as the network stack renders them (cross-stack references dereferenced)."""
+    net = stage.stacks.network
+    return [net.resolve(s.subnet_id) for s in net.mwaa_subnets]
 
 
 def test_clone_handler_role_every_statement(dev):
-    cfg, t = dev.cfg, dev.json("target")
+    """The clone's role (migration stack) names the target stack's role, bucket and security
+    group and the network stack's subnets and VPC through cross-stack references."""
+    cfg, t, m = dev.cfg, dev.json("target"), dev.json("migration")
     src, tgt = cfg.source.environment.name, cfg.target.environment.name
     role_id = next(k for k in resources(t, "AWS::IAM::Role") if k.startswith("EnvironmentExecutionRole"))
     bucket_id = next(k for k in resources(t, "AWS::S3::Bucket") if k.startswith("EnvironmentDagBucket"))
@@ -309,7 +398,7 @@ def test_clone_handler_role_every_statement(dev):
     ec2 = _arn(cfg, "ec2", "")
     subnets = [{"Fn::Join": ["", [f"{ec2}subnet/", s]]} for s in _subnet_refs(dev)]
     sg = {"Fn::Join": ["", [f"{ec2}security-group/", {"Fn::GetAtt": [sg_id, "GroupId"]}]]}
-    vpc = {"Fn::Join": ["", [f"{ec2}vpc/", dev.stacks.target.resolve(dev.stacks.network.vpc.vpc_id)]]}
+    vpc = {"Fn::Join": ["", [f"{ec2}vpc/", dev.stacks.network.resolve(dev.stacks.network.vpc.vpc_id)]]}
     expected = {
         "ReadSource": {"Action": "airflow:GetEnvironment", "Resource": _arn(cfg, "airflow", f"environment/{src}")},
         "ManageTarget": {"Action": ["airflow:CreateEnvironment", "airflow:GetEnvironment", "airflow:TagResource",
@@ -328,20 +417,20 @@ def test_clone_handler_role_every_statement(dev):
                                     "Resource": [f"{ec2}network-interface/*", sg, *subnets]},
         "DeleteTarget": {"Action": "airflow:DeleteEnvironment", "Resource": _arn(cfg, "airflow", f"environment/{tgt}")},
     }
-    actual = _policy(t, "CloneHandlerPolicy")
+    actual = deref(dev, _policy(m, "CloneHandlerPolicy"))
     assert {sid: {k: v for k, v in st.items() if k not in ("Sid", "Effect")} for sid, st in actual.items()} == expected
     assert all(st["Effect"] == "Allow" for st in actual.values())
     # the role's other policy: write to its own log group only; no managed policies
-    logs = _policy(t, "CloneHandlerRoleDefaultPolicy")
+    logs = _policy(m, "CloneHandlerRoleDefaultPolicy")
     (st,) = logs.values()
     assert st["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
     assert st["Resource"]["Fn::GetAtt"][0].startswith("CloneLogs")
-    for k, r in resources(t, "AWS::IAM::Role").items():
+    for k, r in resources(m, "AWS::IAM::Role").items():
         assert "ManagedPolicyArns" not in r["Properties"], k
 
 
-def test_runner_handler_role_every_statement(stage):
-    cfg, t = stage.cfg, stage.json("target")
+def test_runner_handler_role_every_statement(migrating):
+    cfg, t = migrating.cfg, migrating.json("migration")
     src, tgt = cfg.source.environment.name, cfg.target.environment.name
     actual = _policy(t, "MigrationRunHandlerRoleDefaultPolicy")
     logs = actual.pop('(no sid) ["logs:CreateLogStream", "logs:PutLogEvents"]')
@@ -366,10 +455,10 @@ def test_runner_handler_role_every_statement(stage):
     assert {sid: {k: v for k, v in st.items() if k not in ("Sid", "Effect")} for sid, st in actual.items()} == expected
 
 
-def test_dag_publishers_write_only_under_the_dag_folder(stage):
-    cfg = stage.cfg
+def test_dag_publishers_write_only_under_the_dag_folder(migrating):
+    cfg = migrating.cfg
     for which, env in (("source", cfg.source.environment), ("target", cfg.target.environment)):
-        t = stage.json(which)
+        t = migrating.json(which)
         deny = _policy(t, "DagPublisherSharedRoleDefaultPolicy")["WriteOnlyUnderDagFolders"]
         assert deny["Effect"] == "Deny" and deny["Action"] == ["s3:Abort*", "s3:DeleteObject*", "s3:PutObject*"]
         resource = json.dumps(deny["NotResource"])
@@ -390,28 +479,40 @@ def test_adopted_source_dags_go_to_the_configured_bucket(example):
 # ---------------------------------------------------------------------------- outputs
 
 def test_outputs(stage):
-    cfg, t = stage.cfg, stage.json("target")
-    outs = t["Outputs"]
+    """The migration's outputs are the migration stack's; the environment stacks keep only their
+    environments' own outputs (ARNs, role, DAG bucket, log groups)."""
+    cfg, m = stage.cfg, stage.json("migration")
+    outs = m["Outputs"]
     base = f"s3://{cfg.migration_bucket_name}/{cfg.export_prefix}{cfg.migration.id}/"
-    assert outs["MigrationReportLocation"]["Value"] == base + "report.json"
-    assert outs["MigrationExportLocation"]["Value"] == base + "manifest.json"
-    url = outs["TargetWebserverUrl"]["Value"]["Fn::GetAtt"]
-    if cfg.target.creation == "clone":
-        assert t["Resources"][url[0]]["Type"] == CLONE and url[1] == "WebserverUrl"
+    run_outputs = {"MigrationReportLocation", "MigrationExportLocation", "ImportRunId"}
+    if cfg.migration.metadata:
+        assert outs["MigrationReportLocation"]["Value"] == base + "report.json"
+        assert outs["MigrationExportLocation"]["Value"] == base + "manifest.json"
+        run = outs["ImportRunId"]["Value"]["Fn::GetAtt"]
+        assert run == [_dag_run(m, "import"), "RunId"]
     else:
-        assert t["Resources"][url[0]]["Type"] == "AWS::MWAA::Environment" and url[1] == "WebserverUrl"
-    run = outs["ImportRunId"]["Value"]["Fn::GetAtt"]
-    assert run == [_dag_run(t, "import"), "RunId"]
+        assert not run_outputs & set(outs)
+    url = deref(stage, outs["TargetWebserverUrl"]["Value"])["Fn::GetAtt"]
+    if cfg.target.creation == "clone":
+        assert m["Resources"][url[0]]["Type"] == CLONE and url[1] == "WebserverUrl"
+    else:  # the declared environment's attribute, through the target stack
+        assert stage.json("target")["Resources"][url[0]]["Type"] == "AWS::MWAA::Environment"
+        assert url[1] == "WebserverUrl"
+    for which in ("source", "target"):
+        assert not {"MigrationReportLocation", "MigrationExportLocation", "TargetWebserverUrl",
+                    "ImportRunId"} & set(stage.json(which).get("Outputs", {})), which
 
 
 def test_wiring_logical_ids_are_stable(stage):
     """Renaming the clone or a DAG-run resource makes CloudFormation create a new one (a new
-    clone adopts by tag; a new run id is not triggered twice, but the history gets confusing)."""
-    t = stage.json("target")
+    clone adopts by tag; a new run id is not triggered twice, but the history gets confusing).
+    They kept their ids when they moved from the target stack to the migration stack."""
+    t = stage.json("migration")
     ids = {r["Type"]: [] for r in t["Resources"].values()}
     for k, r in t["Resources"].items():
         ids[r["Type"]].append(k)
-    assert sorted(ids[DAG_RUN]) == ["MigrationRunExportE0B47057", "MigrationRunImport51BFDA0F"]
+    if stage.cfg.migration.metadata:
+        assert sorted(ids[DAG_RUN]) == ["MigrationRunExportE0B47057", "MigrationRunImport51BFDA0F"]
     if stage.cfg.target.creation == "clone":
         assert ids[CLONE] == ["Clone20871BCF"]
 
@@ -423,7 +524,7 @@ def test_nag_clean_with_cutover_and_with_public_webservers(dev_cutover, dev_publ
     take the runner out of the VPC and drop the cloudformation endpoint."""
     from cdk_nag import AwsSolutionsChecks
     for _, stacks, _ in (dev_cutover, dev_public):
-        app = stacks.target.node.root
+        app = stacks.migration.node.root
         report = AwsSolutionsChecks(app).validate_scope(app)
         assert [f"{v.rule_name} {r.construct_path}" for v in report.violations
                 for r in v.violating_resources] == []
