@@ -28,11 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import yaml
 
 from stacks.pipeline_stack import CONNECTION_ARN, REPOSITORY, STAGE_NAME
-from stacks.stage_config import (ACCOUNT_RE, CONFIG_DIR, REGION_RE, ConfigError, StageConfig,
-                                 _regex, _Section, load_stage)
+from stacks.stage_config import (CONFIG_DIR, ConfigError, StageConfig, _regex, _Section,
+                                 account_and_region, load_stage, read_config_file)
 
 PIPELINES_DIR = CONFIG_DIR / "pipelines"
 PIPELINE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -93,22 +92,12 @@ def _stage(file: Path, index: int, item: object, config_dir: Path,
 def load_pipeline(name: str, config_dir: Optional[Path] = None) -> PipelineConfig:
     """Read and validate ``<config_dir>/pipelines/<name>.yaml`` and the stage files it names."""
     config_dir = Path(config_dir) if config_dir is not None else CONFIG_DIR
-    pipelines_dir = config_dir / "pipelines"
-    file = pipelines_dir / f"{name}.yaml"
+    file = config_dir / "pipelines" / f"{name}.yaml"
     if not isinstance(name, str) or not PIPELINE_NAME_RE.match(name):
         raise ConfigError(file, "pipeline", name,
                           "a pipeline name of lowercase letters, digits and '-' (config/pipelines/<name>.yaml)")
-    if not file.is_file():
-        known = sorted(p.stem for p in pipelines_dir.glob("*.yaml"))
-        raise ConfigError(file, "pipeline", name,
-                          f"a pipeline with a file in {pipelines_dir}: {', '.join(known) or 'none'}")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(file, "(file)", getattr(e, "problem", str(e)), f"valid YAML ({e})") from None
-    top = _Section(file, "", data)
-    account = top.get("account", str, check=_regex(ACCOUNT_RE, "a 12-digit AWS account id in quotes"))
-    region = top.get("region", str, check=_regex(REGION_RE, "a region name such as eu-west-1"))
+    top = read_config_file(file, "pipeline", name, "a pipeline")
+    account, region = account_and_region(top)
     connection_arn = top.get("connection_arn", str, check=_regex(
         CONNECTION_ARN, "arn:aws:codeconnections:<region>:<account>:connection/<uuid> "
                         "(or codestar-connections), from the console's Connections page"))

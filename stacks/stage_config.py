@@ -701,22 +701,34 @@ def metadata_stepping_stones(source: str, target: str) -> list[str]:
     return out
 
 
+def read_config_file(file: Path, field: str, name: str, kind: str) -> "_Section":
+    """The top section of one YAML config file (a stage or a pipeline): the file must exist
+    (else the error lists the files beside it) and parse."""
+    if not file.is_file():
+        known = sorted(p.stem for p in file.parent.glob("*.yaml"))
+        raise ConfigError(file, field, name, f"{kind} with a file in {file.parent}: {', '.join(known) or 'none'}")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(file, "(file)", getattr(e, "problem", str(e)), f"valid YAML ({e})") from None
+    return _Section(file, "", data)
+
+
+def account_and_region(top: "_Section") -> tuple[str, str]:
+    """The ``account`` and ``region`` keys every config file starts with."""
+    account = top.get("account", str, check=_regex(ACCOUNT_RE, "a 12-digit AWS account id in quotes"))
+    region = top.get("region", str, check=_regex(REGION_RE, "a region name such as eu-west-1"))
+    return account, region
+
+
 def load_stage(stage: str, config_dir: Path | None = None) -> StageConfig:
     """Read and validate ``config/<stage>.yaml``; raise ConfigError on the first problem."""
     config_dir = Path(config_dir) if config_dir is not None else CONFIG_DIR
     file = config_dir / f"{stage}.yaml"
     if not STAGE_RE.match(stage):
         raise ConfigError(file, "stage", stage, "a stage name of letters, digits, '.', '_' and '-' (config/<stage>.yaml)")
-    if not file.is_file():
-        stages = sorted(p.stem for p in config_dir.glob("*.yaml"))
-        raise ConfigError(file, "stage", stage, f"a stage with a file in {config_dir}: {', '.join(stages) or 'none'}")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(file, "(file)", getattr(e, "problem", str(e)), f"valid YAML ({e})") from None
-    top = _Section(file, "", data)
-    account = top.get("account", str, check=_regex(ACCOUNT_RE, "a 12-digit AWS account id in quotes"))
-    region = top.get("region", str, check=_regex(REGION_RE, "a region name such as eu-west-1"))
+    top = read_config_file(file, "stage", stage, "a stage")
+    account, region = account_and_region(top)
     default_prefix = re.sub(r"[^A-Za-z0-9-]+", "-", stage).strip("-")
     stack_prefix = top.get("stack_prefix", str, default_prefix,
                            _regex(STACK_PREFIX_RE, "1-41 characters: a letter, then letters, digits and '-'"))

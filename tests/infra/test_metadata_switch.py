@@ -16,6 +16,8 @@ import aws_cdk as cdk
 import boto3
 import pytest
 import yaml
+
+from tests.confighelpers import with_key
 from aws_cdk.assertions import Template
 from botocore.stub import Stubber
 from cdk_nag import AwsSolutionsChecks
@@ -37,14 +39,7 @@ def _build(tmp_path: Path, base: str, **changes) -> tuple:
     """A shipped stage file with dotted keys (a__b) changed, built into its own app."""
     data = yaml.safe_load((ROOT / "config" / f"{base}.yaml").read_text())
     for path, value in changes.items():
-        node = data
-        *parents, last = path.split("__")
-        for p in parents:
-            node = node.setdefault(p, {})
-        if value is ...:
-            node.pop(last, None)
-        else:
-            node[last] = value
+        data = with_key(data, path, value, sep="__")
     (tmp_path / f"{base}.yaml").write_text(yaml.safe_dump(data))
     cfg = load_stage(base, tmp_path)
     app = cdk.App(context=dict(CONTEXT, stage=base))

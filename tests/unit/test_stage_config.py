@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.confighelpers import with_key
+
 from stacks.stage_config import ConfigError, default_migration_id, load_stage
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -34,16 +36,7 @@ def load(tmp_path: Path, data: dict, stage: str = "t"):
 
 def with_(path: str, value, base: dict = BASE) -> dict:
     """BASE with one dotted key set (value ``...`` deletes it)."""
-    data = copy.deepcopy(base)
-    *parents, last = path.split(".")
-    node = data
-    for p in parents:
-        node = node.setdefault(p, {})
-    if value is ...:
-        node.pop(last, None)
-    else:
-        node[last] = value
-    return data
+    return with_key(base, path, value)
 
 
 def test_base_is_valid(tmp_path):

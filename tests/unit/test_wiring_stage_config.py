@@ -3,11 +3,12 @@ webserver mode; migration.tables and migration.rerun_token. Bad input: one messa
 the file, the field, the value and what is allowed."""
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.confighelpers import with_key
 
 from stacks.stage_config import ConfigError, load_stage
 
@@ -30,16 +31,8 @@ def load(tmp_path: Path, data: dict):
 
 
 def with_(path: str, value, base: dict = BASE) -> dict:
-    data = copy.deepcopy(base)
-    *parents, last = path.split(".")
-    node = data
-    for p in parents:
-        node = node.setdefault(p, {})
-    if value is ...:
-        node.pop(last, None)
-    else:
-        node[last] = value
-    return data
+    """BASE with one dotted key set (value ``...`` deletes it)."""
+    return with_key(base, path, value)
 
 
 def test_adopted_source_defaults(tmp_path):
