@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from conftest import BUCKET, SECRET, SOURCE_KEY, TARGET_KEY, connect, get_json
+from mig_harness import BUCKET, SECRET, SOURCE_KEY, TARGET_KEY, connect, get_json
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
