@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv node test clean
+.PHONY: venv node test test-metadata bench-metadata clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -21,6 +21,14 @@ node_modules/.installed: package.json package-lock.json
 
 test: venv node
 	$(PY) -m pytest
+
+# metadata migration only (builds Airflow venvs in .venvs/ and a PostgreSQL cluster in .cache/pg on first use)
+test-metadata: venv
+	$(PY) -m pytest tests/dags
+
+# never run by `make test`: prints rows/s and peak memory next to plain COPY
+bench-metadata: venv
+	$(PY) bench/metadata_roundtrip.py --scale 100000 --scale 1000000
 
 clean:
 	rm -rf cdk.out .pytest_cache reports

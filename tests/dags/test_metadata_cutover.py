@@ -43,6 +43,18 @@ def test_cutover_waits_for_parsing_then_unpauses_exactly_the_active_dags(make_db
                     (imported + dt.timedelta(minutes=2),))
         _dag(cur, "c", imported + dt.timedelta(minutes=2), paused=False)
     conn.commit()
+    # a DAG whose next run still lies inside the migrated history would create catch-up runs
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO dag_run (dag_id, run_id, run_type, execution_date, clear_number) "
+                    "VALUES ('b', 'scheduled__x', 'scheduled', %s, 0)", (imported,))
+        cur.execute("UPDATE dag SET next_dagrun = %s WHERE dag_id = 'b'", (imported - dt.timedelta(days=1),))
+    conn.commit()
+    with pytest.raises(TimeoutError, match="b: next run not yet computed past the migrated runs"):
+        cutover.run_cutover(conn, ["a", "b", "c", "gone"], imported, timeout_s=0,
+                            progress=lambda m: None, sleep=slept.append, clock=lambda: 0)
+    with conn.cursor() as cur:
+        cur.execute("UPDATE dag SET next_dagrun = %s WHERE dag_id = 'b'", (imported + dt.timedelta(days=1),))
+    conn.commit()
     out = cutover.run_cutover(conn, ["a", "b", "c", "gone"], imported, timeout_s=0,
                               progress=lambda m: None, sleep=slept.append, clock=lambda: 0)
     assert out == {"unpaused": ["a", "b", "gone"], "already_unpaused": ["c"]}

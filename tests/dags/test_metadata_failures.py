@@ -273,3 +273,18 @@ def test_task_log_copy_gets_the_selected_task_instances(exported, s3, monkeypatc
                             fernet=convert.fernet_from_key(TARGET_KEY),
                             logs_client_factory=lambda: "LOGS", progress=lambda m: None)
     conn.close()
+
+
+def test_tables_subset_exports_and_imports_only_those(make_db, s3):
+    src, dst = make_db("2.10.3", seeded=True), make_db("2.11.0")
+    _clean(s3, "f-subset")
+    conn = connect(src)
+    c = validate({"bucket": BUCKET, "prefix": "data/migration/fail/", "migration_id": "f-subset",
+                  "tables": ["connection", "variable", "dag_run"]}, for_import=False)
+    m = export.run_export(conn, s3, c, airflow_version="2.10.3",
+                          fernet=convert.fernet_from_key(SOURCE_KEY), progress=lambda m: None)
+    conn.close()
+    assert sorted(m["tables"]) == ["connection", "dag_run", "variable"]
+    r = _import(dst, s3, _conf("f-subset", task_log_days=0, tables=["variable"]))
+    assert list(r["tables"]) == ["variable"] and r["tables"]["variable"]["inserted"] == 2
+    assert _counts(dst)["dag_run"] == 0
