@@ -106,6 +106,7 @@ class S3GzipReader:
         self.h = hashlib.sha256()
         self.z = zlib.decompressobj(31)
         self.pending = b""
+        self.pos = 0
         self.eof = False
         self.columns = columns
         self.header_checked = False
@@ -145,13 +146,17 @@ class S3GzipReader:
         self.header_checked = True
 
     def read(self, size: int = -1) -> bytes:
+        # pending[pos:] is what is left of the last decompressed chunk; slicing from an offset
+        # keeps each read O(size) (re-slicing the remainder would be quadratic per chunk)
         if not self.header_checked:
             self._check_header()
-        self._fill()
-        if size is None or size < 0 or size >= len(self.pending):
-            out, self.pending = self.pending, b""
-        else:
-            out, self.pending = self.pending[:size], self.pending[size:]
+        if self.pos >= len(self.pending):
+            self.pending, self.pos = b"", 0
+            self._fill()
+        if size is None or size < 0:
+            size = len(self.pending) - self.pos
+        out = self.pending[self.pos:self.pos + size]
+        self.pos += len(out)
         return out
 
     def readline(self, size: int = -1) -> bytes:  # psycopg2 only uses read(); for completeness
@@ -159,7 +164,7 @@ class S3GzipReader:
 
     def verify(self):
         while not self.eof:
-            self.pending = b""
+            self.pending, self.pos = b"", 0
             self._fill()
         got = self.h.hexdigest()
         if got != self.expected:
