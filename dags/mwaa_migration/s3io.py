@@ -6,6 +6,7 @@ import json
 import zlib
 
 PART_SIZE = 8 * 1024 * 1024  # S3 parts must be >= 5 MiB (except the last)
+MAX_OUT = 4 * 1024 * 1024  # most decompressed bytes held at once by a reader
 
 
 class S3Writer:
@@ -112,7 +113,15 @@ class S3GzipReader:
         self.header_checked = False
 
     def _fill(self):
+        # decompressed output is capped per call (max_length): a highly compressible file
+        # must not turn one compressed chunk into hundreds of MB in memory
         while not self.pending and not self.eof:
+            if self.z.unconsumed_tail:
+                try:
+                    self.pending = self.z.decompress(self.z.unconsumed_tail, MAX_OUT)
+                except zlib.error as exc:
+                    raise TableFileError(f"s3://{self.bucket}/{self.key}: corrupt gzip: {exc}") from None
+                continue
             raw = self.body.read(self.chunk)
             if not raw:
                 self.eof = True
@@ -125,7 +134,7 @@ class S3GzipReader:
                 break
             self.h.update(raw)
             try:
-                self.pending = self.z.decompress(raw)
+                self.pending = self.z.decompress(raw, MAX_OUT)
             except zlib.error as exc:
                 raise TableFileError(f"s3://{self.bucket}/{self.key}: corrupt gzip: {exc}") from None
 
