@@ -114,7 +114,8 @@ def load_table(conn, s3, conf, manifest, p, offsets, fernet, log_filter=None, pr
     selected = []
     try:
         reader = s3io.S3GzipReader(s3, conf["bucket"], keys(conf)["base"] + e["key"],
-                                   sha256=e["sha256"], columns=e["columns"], body=spool_fh)
+                                   sha256=e["sha256"], columns=e["columns"], body=spool_fh,
+                                   progress=progress)
         with conn.cursor() as cur:
             cols = ", ".join(f'"{c}" text' for c in p["staging_columns"])
             cur.execute(f"CREATE TEMP TABLE {stg} ({cols}) ON COMMIT DROP")

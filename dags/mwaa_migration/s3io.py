@@ -97,8 +97,9 @@ class S3GzipReader:
     """
 
     def __init__(self, client, bucket: str, key: str, *, sha256: str, columns: list[str],
-                 chunk: int = 1024 * 1024, body=None):
+                 chunk: int = 1024 * 1024, body=None, progress=None):
         self.bucket, self.key, self.expected = bucket, key, sha256
+        self.progress, self.delivered, self.next_report = progress, 0, 256 * 1024 * 1024
         if body is not None:  # a local copy spooled (and already verified) by verify_files
             self.body = body
         else:
@@ -169,6 +170,10 @@ class S3GzipReader:
             size = len(self.pending) - self.pos
         out = self.pending[self.pos:self.pos + size]
         self.pos += len(out)
+        self.delivered += len(out)
+        if self.progress and self.delivered >= self.next_report:
+            self.next_report += 256 * 1024 * 1024
+            self.progress(f"{self.key}: {self.delivered // (1024 * 1024)} MiB of CSV loaded so far")
         return out
 
     def readline(self, size: int = -1) -> bytes:  # psycopg2 only uses read(); for completeness
