@@ -113,8 +113,8 @@ def reset_sequence(cur, table: str, column: str) -> None:
                 f'(SELECT last_value FROM {seq}), 1), true)', (seq,))
 
 
-def reserve_ids(cur, table: str, source_max: int) -> int:
-    """Reserve ``source_max`` ids in the table's sequence; return the offset to add."""
+def reserve_ids(cur, table: str, count: int) -> int:
+    """Reserve ``count`` ids in the table's sequence; return the id just below the range."""
     cur.execute("SELECT pg_get_serial_sequence(%s, 'id')", (f'"{table}"',))
     seq = cur.fetchone()[0]
     cur.execute(f'SELECT COALESCE(max(id), 0) FROM "{table}"')
@@ -122,7 +122,7 @@ def reserve_ids(cur, table: str, source_max: int) -> int:
     if seq:
         cur.execute("SELECT nextval(%s)", (seq,))
         top = max(top, cur.fetchone()[0])
-        cur.execute("SELECT setval(%s, %s, true)", (seq, top + max(int(source_max), 0) + 1))
+        cur.execute("SELECT setval(%s, %s, true)", (seq, top + max(int(count), 0) + 1))
     return int(top)
 
 

@@ -13,7 +13,7 @@ FETCH = 5000
 def keys(conf: dict) -> dict:
     base = f"{conf['prefix']}{conf['migration_id']}/"
     return {"base": base, "manifest": base + "manifest.json", "report": base + "report.json",
-            "preflight": base + "preflight.json", "state": base + "import-state.json",
+            "preflight": base + "preflight.json",
             "table": lambda t: base + f"tables/{t}.csv.gz"}
 
 
@@ -152,6 +152,7 @@ def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progr
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         with conn.cursor() as cur:
             revision = dbio.schema_revision(cur)
+            source_ident = dbio.db_identity(cur)
             rules.family_of_revision(revision)
             schema = dbio.reflect(cur, conf["tables"])
         tables = {}
@@ -165,6 +166,7 @@ def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progr
         manifest = {
             "format": 1, "migration_id": conf["migration_id"],
             "source_airflow_version": airflow_version, "source_schema_revision": revision,
+            "source_db_identity": source_ident,
             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "tables": tables, "active_dags": active, "paused_for_export": paused,
             "migration_dags": list(MIGRATION_DAG_IDS),

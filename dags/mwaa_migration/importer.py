@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import os
 import tempfile
@@ -59,27 +60,44 @@ def verify_files(s3, conf, manifest, tables, progress, spool_dir=None) -> dict:
     return paths
 
 
-def _offsets(conn, s3, conf, manifest, schema, dry_run):
-    """Id offsets of this import (stable across reruns into the same database)."""
-    k = keys(conf)
+def _state_key(conf, manifest, target_ident) -> str:
+    """One id-map state per (source DB, target DB): a re-export of the same source under a new
+    migration_id reuses the ids already given, so rows are never imported twice."""
+    source = manifest.get("source_db_identity") or f"migration:{manifest['migration_id']}"
+    h = hashlib.sha256(f"{source}|{target_ident}".encode()).hexdigest()[:24]
+    return f"{conf['prefix']}import-state/{h}.json"
+
+
+def _id_maps(conn, s3, conf, manifest, schema) -> dict:
+    """Segments {table: [[source id upto, offset], ...]} for tables whose ids are kept; ids are
+    reserved in the target's sequences before anything is loaded, and remembered in S3."""
     with conn.cursor() as cur:
         ident = dbio.db_identity(cur)
-    state = s3io.get_json(s3, conf["bucket"], k["state"], missing_ok=True)
-    if state and state.get("db_identity") == ident:
-        return state["offsets"]
-    offsets = {}
+    key = _state_key(conf, manifest, ident)
+    state = s3io.get_json(s3, conf["bucket"], key, missing_ok=True) or {}
+    segments = {t: [list(x) for x in v] for t, v in state.get("segments", {}).items()}
+    changed = False
     with conn.cursor() as cur:
         for t, spec in rules.TABLES.items():
             if spec["ids"] != "offset" or t not in schema or "id" not in schema[t]:
                 continue
-            src = manifest["tables"].get(t, {}).get("max_id") or 0
-            offsets[t] = 0 if dry_run else dbio.reserve_ids(cur, t, src)
-    if dry_run:
-        conn.rollback()
-        return offsets
+            segs = segments.setdefault(t, [])
+            upto = segs[-1][0] if segs else 0
+            src_max = int(manifest["tables"].get(t, {}).get("max_id") or 0)
+            if src_max > upto:
+                top = dbio.reserve_ids(cur, t, src_max - upto)
+                segs.append([src_max, top - upto])
+                changed = True
     conn.commit()
-    s3io.put_json(s3, conf["bucket"], k["state"], {"db_identity": ident, "offsets": offsets})
-    return offsets
+    if changed:
+        s3io.put_json(s3, conf["bucket"], key, {"target_db_identity": ident,
+                                                "source_db_identity": manifest.get("source_db_identity"),
+                                                "segments": segments})
+    with conn.cursor() as cur:
+        for t, segs in segments.items():
+            cur.execute(plan.idmap_sql(t, segs))
+    conn.commit()
+    return segments
 
 
 def _encrypt_staging(cur, p, fernet, stg):
@@ -96,7 +114,7 @@ def _encrypt_staging(cur, p, fernet, stg):
                         (fernet.encrypt(val.encode("utf-8")).decode(), ctid))
 
 
-def load_table(conn, s3, conf, manifest, p, offsets, fernet, log_filter=None, progress=None,
+def load_table(conn, s3, conf, manifest, p, idmaps, fernet, log_filter=None, progress=None,
                local_path=None):
     """One table in one transaction. Returns its report entry (and selected TIs for log copy)."""
     t = p["table"]
@@ -138,8 +156,11 @@ def load_table(conn, s3, conf, manifest, p, offsets, fernet, log_filter=None, pr
                             (log_filter["states"], log_filter["days"]))
                 selected = [dict(zip(("dag_id", "task_id", "run_id", "map_index", "try_number",
                                       "state", "end_date"), r)) for r in cur.fetchall()]
-            sel = [plan.resolve_offsets(x, offsets) for x in p["select"]]
-            conds = [(why, plan.resolve_offsets(c, offsets)) for why, c in p["require"]]
+            missing = [t for t in p["idmaps_needed"] if t not in idmaps]
+            if missing:
+                raise ImportError_(f"{t}: no id map for {missing} (table absent in the target?)")
+            sel = p["select"]
+            conds = p["require"]
             where = (" WHERE " + " AND ".join(f"({c})" for _, c in conds)) if conds else ""
             ins = ", ".join(f'"{c}"' for c in p["insert_columns"])
             body = f'INSERT INTO "{t}" ({ins}) SELECT {", ".join(sel)} FROM {stg} s{where}'
@@ -176,7 +197,7 @@ def load_table(conn, s3, conf, manifest, p, offsets, fernet, log_filter=None, pr
                     prior.append(c)
             present = staged - rejected - inserted
             if present and not overwritten:
-                kx = [plan.resolve_offsets(x, offsets) for x in p["key_exprs"]]
+                kx = p["key_exprs"]
                 match = " AND ".join(f'k."{c}" = {x}' for c, x in zip(p["key"], kx))
                 cur.execute(f"SELECT count(*) FROM {stg} s{where}{' AND' if where else ' WHERE'} "
                             f'EXISTS (SELECT 1 FROM "{t}" k WHERE {match})')
@@ -233,7 +254,7 @@ def _run_import(conn, s3, conf, manifest, tables, local, *, target_airflow_versi
         return {"dry_run": True, "plans": [{k: p.get(k) for k in ("table", "action", "reason",
                                                                   "insert_columns", "notes")}
                                            for p in plans]}
-    offsets = _offsets(conn, s3, conf, manifest, schema, False)
+    idmaps = _id_maps(conn, s3, conf, manifest, schema)
     log_filter = None
     if conf.get("task_log_days", 0) > 0:
         log_filter = {"states": conf["task_log_states"], "days": conf["task_log_days"]}
@@ -243,7 +264,7 @@ def _run_import(conn, s3, conf, manifest, tables, local, *, target_airflow_versi
               "tables": {}, "task_logs": None}
     selected = []
     for p in plans:
-        entry, sel = load_table(conn, s3, conf, manifest, p, offsets, fernet, log_filter, progress,
+        entry, sel = load_table(conn, s3, conf, manifest, p, idmaps, fernet, log_filter, progress,
                                 local_path=local.get(p["table"]))
         report["tables"][p["table"]] = entry
         selected.extend(sel)

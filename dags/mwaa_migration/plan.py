@@ -13,6 +13,9 @@ import re
 from mwaa_migration import MIGRATION_DAG_IDS, rules
 
 
+IDMAP = "pg_temp.mig_idmap_"  # session-local SQL functions created by the import
+
+
 class PlanError(ValueError):
     """The rule table does not cover a difference between source and target schemas."""
 
@@ -21,7 +24,7 @@ _TOKEN = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
 def fill(template: str, exprs: dict, *, table: str) -> str:
-    """Replace ``{column}`` tokens with their expressions (``{offset:x}`` stays for later)."""
+    """Replace ``{column}`` tokens with their expressions."""
     def sub(m):
         name = m.group(1)
         if name == "migration_dags":
@@ -92,9 +95,9 @@ def plan_table(table: str, source: dict, source_family: str, target_family: str,
             set_(col, "NULL")
     for col, ref in spec.get("offset_refs", {}).items():
         if col in cur:
-            set_(col, f"(({cur[col]})::bigint + {{offset:{ref}}})")
+            set_(col, f"{IDMAP}{ref}(({cur[col]})::bigint)")
     if spec["ids"] == "offset" and "id" in cur:
-        set_("id", f"((s.\"id\")::bigint + {{offset:{table}}})")
+        set_("id", f"{IDMAP}{table}((s.\"id\")::bigint)")
     elif spec["ids"] == "target":
         cur.pop("id", None)
 
@@ -155,8 +158,6 @@ def plan_table(table: str, source: dict, source_family: str, target_family: str,
     if key is None:
         raise PlanError(f"{table}: none of the natural keys {spec['keys']} exists in the target")
     require = [(why, fill(sql, scope, table=table)) for why, sql in spec.get("require", [])]
-    if key != ["id"] and spec["ids"] != "offset":
-        pass
     enc = {}
     for col, flag in encrypted.items():
         if col not in source["columns"] or col not in final:
@@ -178,7 +179,8 @@ def plan_table(table: str, source: dict, source_family: str, target_family: str,
         "encrypt": enc,
         "upsert": {"strategy_key": upsert[0], "conflict": upsert[1]} if upsert else None,
         "serial_columns": serial,
-        "offsets_needed": sorted(set(re.findall(r"\{offset:([a-z_]+)\}", " ".join(final.values())))),
+        "idmaps_needed": sorted(set(re.findall(IDMAP.replace(".", r"\.") + r"([a-z_]+)\(",
+                                               " ".join(final.values())))),
         "notes": notes,
     }
 
@@ -195,10 +197,14 @@ def plan_import(manifest: dict, target_family: str, target_schema: dict, tables:
     return plans
 
 
-def resolve_offsets(sql: str, offsets: dict) -> str:
-    def sub(m):
-        name = m.group(1)
-        if name not in offsets:
-            raise PlanError(f"no id offset for table {name!r} (was it loaded in this import?)")
-        return str(int(offsets[name]))
-    return re.sub(r"\{offset:([a-z_]+)\}", sub, sql)
+def idmap_sql(table: str, segments: list) -> str:
+    """SQL defining the session's id map of ``table``: source id -> target id.
+
+    ``segments``: [[source id upto (inclusive), offset], ...] in order; each export of the same
+    source into the same target adds a segment for ids above the previous ones, so ids already
+    imported keep their target ids and new ones land in a newly reserved range.
+    """
+    whens = " ".join(f"WHEN $1 <= {int(upto)} THEN {int(off)}" for upto, off in segments)
+    body = f"SELECT $1 + CASE {whens} END" if whens else "SELECT NULL::bigint"
+    return (f"CREATE OR REPLACE FUNCTION {IDMAP}{table}(bigint) RETURNS bigint "
+            f"LANGUAGE sql IMMUTABLE AS $mig$ {body} $mig$")

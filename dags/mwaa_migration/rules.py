@@ -14,8 +14,7 @@ natural keys, which rows the export skips, references to remap, what must exist 
 target (rows without it are rejected with the reason), and values that are encrypted.
 
 SQL templates: ``{col}`` is the current expression of a column (text from the staging table
-or a derived expression), ``{offset:table}`` the id offset of this import for that table,
-``{migration_dags}`` the quoted ids of our own DAGs.
+or a derived expression), ``{migration_dags}`` the quoted ids of our own DAGs.
 """
 from __future__ import annotations
 
@@ -69,8 +68,9 @@ def _ti_uuid_lookup() -> str:
 # Family-independent facts per table.
 #   ids: "target"  - the target assigns a new id (natural key below is unique); references
 #                    to it are remapped by natural key
-#        "offset"  - the source id + a per-import offset (kept in import-state.json so a
-#                    rerun produces the same ids); references get the same offset
+#        "offset"  - the source id mapped into a range reserved in the target's sequence
+#                    (remembered per source/target DB pair, so reruns and re-exports give
+#                    the same ids); references to it are mapped the same way
 #        None      - no generated id
 #   keys: candidate natural keys in target column names; the first whose columns all exist
 #         in the target is used to tell "already present" apart from other conflicts

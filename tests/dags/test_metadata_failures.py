@@ -288,3 +288,39 @@ def test_tables_subset_exports_and_imports_only_those(make_db, s3):
     r = _import(dst, s3, _conf("f-subset", task_log_days=0, tables=["variable"]))
     assert list(r["tables"]) == ["variable"] and r["tables"]["variable"]["inserted"] == 2
     assert _counts(dst)["dag_run"] == 0
+
+
+def test_reexport_under_new_migration_id_never_duplicates_rows_without_natural_key(make_db, s3):
+    """job/log/task_fail/... have no natural key: their ids are mapped per (source, target) DB
+    pair, so a second export of the same source (new migration_id) adds only the new rows."""
+    src, dst = make_db("2.10.3", seeded=True), make_db("2.11.0")
+    for mid in ("f-re-1", "f-re-2"):
+        _clean(s3, mid)
+    first = _export(src, s3, "f-re-1")
+    _import(dst, s3, _conf("f-re-1", task_log_days=0))
+    conn = connect(src)
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO log (dttm, event, dag_id) VALUES (now(), 'new-after-first', 'seed_etl')")
+        cur.execute("INSERT INTO job (state, job_type, hostname) VALUES ('success', 'SchedulerJob', 'h2')")
+    conn.commit()
+    conn.close()
+    _export(src, s3, "f-re-2")
+    r = _import(dst, s3, _conf("f-re-2", task_log_days=0))
+    for t, old in (("log", first["tables"]["log"]["rows"]), ("job", first["tables"]["job"]["rows"])):
+        assert (r["tables"][t]["inserted"], r["tables"][t]["already_present"]) == (1, old), t
+    assert r["tables"]["task_fail"]["inserted"] == 0 and r["tables"]["dag_run"]["inserted"] == 0
+    s_counts, d_counts = _counts(src), _counts(dst)
+    assert d_counts["log"] == s_counts["log"] and d_counts["job"] == s_counts["job"]
+    conn = connect(dst)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM log WHERE event = 'new-after-first'")
+        assert cur.fetchone()[0] == 1
+        cur.execute("SELECT count(*) FROM task_instance t LEFT JOIN job j ON j.id = t.job_id "
+                    "WHERE t.job_id IS NOT NULL AND j.id IS NULL")
+        assert cur.fetchone()[0] == 0
+        cur.execute("INSERT INTO job (state, job_type) VALUES ('running', 'SchedulerJob') RETURNING id")
+        new_id = cur.fetchone()[0]
+        cur.execute("SELECT max(id) FROM job WHERE id <> %s", (new_id,))
+        assert new_id > cur.fetchone()[0]  # the target's own new rows never collide
+    conn.rollback()
+    conn.close()
