@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 
-from mwaa_migration import convert, dbio, plan, rules, s3io
+from mwaa_migration import dbio, plan, rules, s3io
 from mwaa_migration.export import keys
 
 log = logging.getLogger("mwaa_migration.import")

@@ -129,3 +129,25 @@ def test_runtime_guard():
         runtime.check_db_access(in_task=True, version="3.0.6", environ={"MWAA_AIRFLOW_COMPONENT": "worker"})
     with pytest.raises(runtime.UnsupportedRuntime, match="python -m mwaa_migration import"):
         runtime.check_db_access(in_task=True, version="3.1.8", environ={})
+
+
+def test_dags_import_only_what_mwaa_images_ship():
+    import ast
+    import sys
+    from pathlib import Path
+    allowed = set(sys.stdlib_module_names) | {"airflow", "sqlalchemy", "psycopg2", "boto3",
+                                              "botocore", "cryptography", "mwaa_migration"}
+    root = Path(__file__).resolve().parents[2] / "dags"
+    seen = {}
+    for f in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                mods = [node.module]
+            else:
+                continue
+            for m in mods:
+                seen.setdefault(m.split(".")[0], set()).add(f.name)
+    assert {m: sorted(fs) for m, fs in seen.items() if m not in allowed} == {}
+    assert "mwaa_migration" in seen and "airflow" in seen
