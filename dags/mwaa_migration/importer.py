@@ -121,6 +121,8 @@ def load_table(conn, s3, conf, manifest, p, idmaps, fernet, log_filter=None, pro
     e = manifest["tables"][t]
     entry = {"exported": e["rows"], "inserted": 0, "already_present": 0, "rejected": 0,
              "rejections": []}
+    if p.get("notes"):
+        entry["notes"] = p["notes"]  # columns the rule table deliberately does not carry over
     if p["action"] == "reject_all":
         entry["rejected"] = e["rows"]
         if e["rows"]:
