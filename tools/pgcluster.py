@@ -143,9 +143,12 @@ def ensure() -> dict:
                          "max_connections = 200\nshared_buffers = 256MB\n")
             with open(ddir / "pg_hba.conf", "w") as fh:
                 fh.write("local all all trust\nhost all all 127.0.0.1/32 trust\n")
-        subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(ddir), "-l",
-                                  str(ddir / "server.log"), "-o", f"-p {p}", "-w", "start"]),
-                       check=True, stdout=subprocess.DEVNULL)
+        started = subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(ddir), "-l",
+                                            str(ddir / "server.log"), "-o", f"-p {p}", "-w", "start"]),
+                                 stdout=subprocess.DEVNULL)
+        if started.returncode != 0 and not _accepts(p):
+            # (another clone may have started its own server on this port meanwhile: reuse it)
+            raise RuntimeError(f"pg_ctl start failed for {ddir}; see {ddir / 'server.log'}")
         _wait(p)
     return params()
 
@@ -171,6 +174,19 @@ def _admin():
     conn = psycopg2.connect(**params())
     conn.autocommit = True
     return conn
+
+
+@contextmanager
+def advisory_lock(name: str):
+    """A cluster-wide lock (several clones may share one server), held by its own session."""
+    ensure()
+    conn = _admin()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+        yield
+    finally:
+        conn.close()  # ends the session, which releases the lock
 
 
 def unique_name(prefix: str = "t") -> str:

@@ -6,11 +6,9 @@ template databases and copied with CREATE DATABASE ... TEMPLATE for each test.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,16 +26,9 @@ BUCKET = "mig-test-bucket"
 SECRET = 'p@ss "wörd"\nwith newline, comma'  # tools/seed.py
 
 
-@contextmanager
 def _lock(name):
-    path = REPO / ".cache" / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    # cluster-wide, not per clone: the rehearsal's clone may share this server and templates
+    return pgcluster.advisory_lock(f"mwaa-upgrade-{name}")
 
 
 def _tag(*parts) -> str:
