@@ -15,7 +15,7 @@ STAGES ?= $(sort $(basename $(notdir $(wildcard config/*.yaml))))
 # every shipped pipeline: config/pipelines/<name>.yaml
 PIPELINES ?= $(sort $(basename $(notdir $(wildcard config/pipelines/*.yaml))))
 
-.PHONY: venv node test synth review clean
+.PHONY: venv node test test-metadata bench-metadata synth review clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -82,6 +82,14 @@ review: venv
 	  $(PY) -m tools.review --cdk-out cdk.out/$$stage --title "$$title" \
 	    --out reports/review-$$stage.md "$${base[@]}"; \
 	done
+
+# metadata migration only (builds Airflow venvs in .venvs/ and a PostgreSQL cluster in .cache/pg on first use)
+test-metadata: venv
+	$(PY) -m pytest tests/dags
+
+# never run by `make test`: prints rows/s and peak memory next to plain COPY
+bench-metadata: venv
+	$(PY) bench/metadata_roundtrip.py --scale 100000 --scale 1000000
 
 clean:
 	rm -rf cdk.out .pytest_cache reports
