@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv node test clean
+.PHONY: venv node test clean rehearse
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -21,6 +21,11 @@ node_modules/.installed: package.json package-lock.json
 
 test: venv node
 	$(PY) -m pytest
+
+# Local rehearsal of a metadata migration (docs/rehearsal.md); flags through ARGS, e.g.
+# make rehearse ARGS="--source-version 2.9.2 --target-version 2.11.0 --rows 5000"
+rehearse: venv
+	$(PY) -m tools.rehearse $(ARGS)
 
 clean:
 	rm -rf cdk.out .pytest_cache reports

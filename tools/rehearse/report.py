@@ -1,0 +1,154 @@
+"""The rehearsal's verdict: pure functions from what the steps measured to a report dict and a table.
+
+Inputs are plain dicts (the importer's report.json, the export manifest, row counts of the
+target before and after, the secrets probes); nothing here opens a database or a socket.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+
+def table_accounting(import_report: dict, manifest: dict, before: dict, after: dict) -> dict:
+    """Per table: the importer's accounting checked against the manifest and the target.
+
+    A table passes when exported == inserted + already_present + rejected, exported equals
+    the manifest's row count, and (where the table exists in the target under that name)
+    the target grew by exactly ``inserted`` rows.
+    """
+    tables = {}
+    man_tables = manifest.get("tables", {})
+    rep_tables = import_report.get("tables", {})
+    for name in sorted(set(man_tables) | set(rep_tables)):
+        rep = rep_tables.get(name)
+        problems = []
+        if rep is None:
+            problems.append("not in the import report")
+            rep = {}
+        exported = rep.get("exported")
+        inserted = rep.get("inserted", 0)
+        present = rep.get("already_present", 0)
+        rejected = rep.get("rejected", 0)
+        if name in man_tables and exported is not None and exported != man_tables[name].get("rows"):
+            problems.append(f"import saw {exported} rows, the manifest lists "
+                            f"{man_tables[name].get('rows')}")
+        if name not in man_tables:
+            problems.append("imported but not in the manifest")
+        if exported is not None and exported != inserted + present + rejected:
+            problems.append(f"{exported - inserted - present - rejected} rows unaccounted")
+        grew: Optional[int] = None
+        if name in before and name in after:
+            grew = after[name] - before[name]
+            if grew != inserted:
+                problems.append(f"target grew by {grew} rows, the importer says {inserted} inserted")
+        tables[name] = {"exported": exported, "inserted": inserted, "already_present": present,
+                        "rejected": rejected, "rejections": rep.get("rejections", []),
+                        "target_before": before.get(name), "target_after": after.get(name),
+                        "ok": not problems, "problems": problems}
+    return tables
+
+
+def secrets_check(kind: str, exported: Optional[int], target: dict,
+                  source: Optional[dict]) -> dict:
+    """Variables or connections: readable in the target, and identical to the source's."""
+    tgt = target.get(kind, {})
+    unreadable = sorted(target.get("unreadable", {}).get(kind, []))
+    out = {"exported": exported, "in_target": len(tgt) + len(unreadable),
+           "readable_in_target": len(tgt), "unreadable": unreadable}
+    problems = [f"{len(unreadable)} not readable with the target's Fernet key: "
+                f"{', '.join(unreadable[:10])}"] if unreadable else []
+    if source is not None:
+        src = source.get(kind, {})
+        missing = sorted(set(src) - set(tgt) - set(unreadable))
+        differ = sorted(k for k in set(src) & set(tgt) if src[k] != tgt[k])
+        out.update(in_source=len(src), identical_to_source=len(src) - len(missing) - len(differ)
+                   - len(set(src) & set(unreadable)), missing=missing, different=differ)
+        if missing:
+            problems.append(f"missing in the target: {', '.join(missing[:10])}")
+        if differ:
+            problems.append(f"value differs from the source: {', '.join(differ[:10])}")
+        src_unreadable = source.get("unreadable", {}).get(kind, [])
+        if src_unreadable:
+            problems.append(f"{len(src_unreadable)} not readable in the source with its key")
+    elif exported is not None and len(tgt) < exported:
+        problems.append(f"{exported - len(tgt)} exported but not readable in the target")
+    out["ok"] = not problems
+    out["problems"] = problems
+    return out
+
+
+def verdict(tables: dict, secrets: dict, import_report: dict) -> dict:
+    accounted = all(t["ok"] for t in tables.values()) and bool(
+        import_report.get("all_rows_accounted", False))
+    return {"all_rows_accounted": accounted,
+            "secrets_ok": all(s["ok"] for s in secrets.values()),
+            "ok": accounted and all(s["ok"] for s in secrets.values())}
+
+
+def _n(v) -> str:
+    return "-" if v is None else f"{v:,}"
+
+
+def render(report: dict) -> str:
+    """The table printed at the end of a run."""
+    lines = []
+    r = report["rehearsal"]
+    head = f"Rehearsal {r['source_version']} -> {r['target_version']} ({r['mode']})"
+    v = report.get("verdict") or {}
+    if r.get("error"):
+        head += f": FAILED: {r['error']}"
+    elif v.get("ok"):
+        head += ": OK, every exported row accounted for; variables and connections readable"
+    else:
+        head += ": NOT OK (see problems below)"
+    lines.append(head)
+    tables = report.get("tables") or {}
+    if tables:
+        lines.append("")
+        w = max(12, *(len(n) for n in tables))
+        lines.append(f"{'table':<{w}} {'exported':>10} {'inserted':>10} {'present':>9} "
+                     f"{'rejected':>9}  {'target before -> after':>22}  ok")
+        for name, t in tables.items():
+            ba = f"{_n(t['target_before'])} -> {_n(t['target_after'])}"
+            lines.append(f"{name:<{w}} {_n(t['exported']):>10} {_n(t['inserted']):>10} "
+                         f"{_n(t['already_present']):>9} {_n(t['rejected']):>9}  {ba:>22}  "
+                         f"{'yes' if t['ok'] else 'NO'}")
+        tot = {k: sum(t[k] or 0 for t in tables.values())
+               for k in ("exported", "inserted", "already_present", "rejected")}
+        lines.append(f"{'total':<{w}} {_n(tot['exported']):>10} {_n(tot['inserted']):>10} "
+                     f"{_n(tot['already_present']):>9} {_n(tot['rejected']):>9}")
+        rej = [(n, x) for n, t in tables.items() for x in t["rejections"]]
+        if rej:
+            lines.append("")
+            lines.append("rejected rows (reason x count, sample):")
+            for name, x in rej:
+                lines.append(f"  {name}: {x.get('reason')} x {x.get('count')}"
+                             + (f"  e.g. {x.get('sample')}" if x.get("sample") else ""))
+        probs = [(n, p) for n, t in tables.items() for p in t["problems"]]
+        if probs:
+            lines.append("")
+            lines.append("problems:")
+            lines += [f"  {n}: {p}" for n, p in probs]
+    for kind, s in (report.get("secrets") or {}).items():
+        txt = (f"{kind}: {_n(s.get('exported'))} exported, {s['readable_in_target']} readable in "
+               f"the target with its Fernet key")
+        if "identical_to_source" in s:
+            txt += f", {s['identical_to_source']} of {s['in_source']} identical to the source"
+        lines.append(("" if lines[-1] == "" or kind != "variables" else "\n") + txt)
+        lines += [f"  problem: {p}" for p in s["problems"]]
+    logs = report.get("task_logs")
+    if logs:
+        lines.append(f"task logs: {logs}")
+    steps = report.get("steps") or []
+    if steps:
+        lines.append("")
+        lines.append(f"{'step':<28} {'time':>8} {'peak memory':>12}  status")
+        for s in steps:
+            mem = "-" if s.get("peak_memory_mb") is None else f"{s['peak_memory_mb']:.0f} MB"
+            lines.append(f"{s['name']:<28} {s['seconds']:>7.1f}s {mem:>12}  {s['status']}")
+    kept = report.get("kept")
+    if kept:
+        lines.append("")
+        lines.append("kept (--keep):")
+        for k, val in kept.items():
+            lines.append(f"  {k}: {val}")
+    return "\n".join(lines)
