@@ -32,8 +32,11 @@ class MotoStack:
 
     # the server ---------------------------------------------------------------------
     def start(self) -> "MotoStack":
+        import logging
+
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()

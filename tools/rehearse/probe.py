@@ -29,27 +29,31 @@ def main() -> int:
 
     out = {"variables": {}, "connections": {}, "unreadable": {"variables": [], "connections": []}}
     with create_session() as session:
-        for var in session.query(Variable).order_by(Variable.key):
+        # one row at a time: Connection decrypts on load, so a bad key must not end the loop
+        for (key,) in session.query(Variable.key).order_by(Variable.key).all():
             try:
+                var = session.query(Variable).filter(Variable.key == key).one()
                 val = var.val
-                stored = var._val
-                if var.is_encrypted and stored and val is None:
+                if var.is_encrypted and var._val and val is None:
                     raise ValueError("cannot decrypt")
             except Exception:  # noqa: BLE001 - any failure means "not readable"
-                out["unreadable"]["variables"].append(var.key)
+                out["unreadable"]["variables"].append(key)
+                session.expunge_all()
                 continue
-            out["variables"][var.key] = _digest(val)
-        for conn in session.query(Connection).order_by(Connection.conn_id):
+            out["variables"][key] = _digest(val)
+        for (conn_id,) in session.query(Connection.conn_id).order_by(Connection.conn_id).all():
             try:
+                conn = session.query(Connection).filter(Connection.conn_id == conn_id).one()
                 fields = {f: getattr(conn, f, None) for f in CONN_FIELDS}
                 if conn.is_encrypted and conn._password and fields["password"] is None:
                     raise ValueError("cannot decrypt password")
                 if conn.is_extra_encrypted and conn._extra and fields["extra"] is None:
                     raise ValueError("cannot decrypt extra")
             except Exception:  # noqa: BLE001
-                out["unreadable"]["connections"].append(conn.conn_id)
+                out["unreadable"]["connections"].append(conn_id)
+                session.expunge_all()
                 continue
-            out["connections"][conn.conn_id] = _digest(fields)
+            out["connections"][conn_id] = _digest(fields)
     with open(sys.argv[1], "w", encoding="utf-8") as fh:
         json.dump(out, fh)
     print(f"{len(out['variables'])} variables and {len(out['connections'])} connections read; "
