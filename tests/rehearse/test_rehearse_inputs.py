@@ -46,6 +46,7 @@ def test_default_plan_is_2_10_3_to_2_11_0_generated():
     (["--source-version", "1.10.12"], r"--source-version 1\.10\.12: the metadata DAGs do not support"),
     (["--source-version", "2.11.0", "--target-version", "2.10.3"], r"not allowed \(downgrades are not allowed"),
     (["--source-version", "3.0.6", "--target-version", "2.11.0"], r"same or a newer version only"),
+    (["--source-version", "3.0.6", "--target-version", "3.0.6"], r"--source-version 3\.0\.6: the generated history .* 2\.x only"),
 ])
 def test_bad_versions(argv, message):
     with pytest.raises(UsageError, match=message):

@@ -120,6 +120,10 @@ def validate(args: argparse.Namespace, environ: Optional[dict] = None) -> dict:
         plan.update(mode="source-db", source_db=args.source_db,
                     source_key=key or checks.generate_fernet_key())
     else:
+        if V.parse(source)[0] >= 3:
+            raise UsageError(f"--source-version {source}: the generated history (tools/seed.py) "
+                             f"is Airflow 2.x only; for a 3.x source use --source-db or "
+                             f"--from-export")
         plan.update(mode="generated", rows=args.rows or DEFAULT_ROWS,
                     source_key=checks.generate_fernet_key())
     return plan
@@ -500,7 +504,8 @@ def main(argv: Optional[list[str]] = None) -> int:
               flush=True)
         code = EXIT_INTERRUPTED
     except (procs.StepFailed, RuntimeError, UsageError) as exc:
-        run.report.setdefault("rehearsal", {})["error"] = str(exc).splitlines()[0]
+        run.report.setdefault("rehearsal", {})["error"] = getattr(
+            exc, "short", str(exc).splitlines()[0])
         print(f"error: {exc}", file=sys.stderr, flush=True)
     except Exception as exc:  # noqa: BLE001 - still clean up and write the report
         import traceback

@@ -4,7 +4,9 @@ Every child runs in a new session (its own process group), so Ctrl-C in the term
 reaches only the rehearsal, which then ends the whole group of the step in flight
 (SIGTERM, then SIGKILL after a grace period). Peak memory is the larger of
   * the highest sum of VmRSS over the group's processes, sampled from /proc, and
-  * ru_maxrss that wait4() reports for the child and its reaped descendants.
+  * the highest VmHWM (peak since exec) of any single process of the group.
+(wait4's ru_maxrss is not used: Linux carries the parent's peak over fork+exec, so every
+child would report at least the rehearsal's own size.)
 No psutil: /proc is read directly (Linux only, as the rest of the tooling).
 """
 from __future__ import annotations
@@ -30,6 +32,8 @@ class StepFailed(RuntimeError):
 
     def __init__(self, step: str, returncode: int, tail: list[str], log_path: Optional[Path]):
         self.step, self.returncode, self.tail, self.log_path = step, returncode, tail, log_path
+        last = next((line.strip() for line in reversed(tail) if line.strip()), "no output")
+        self.short = f"step {step!r} failed (exit {returncode}): {last[:300]}"
         where = f"\n  full output: {log_path}" if log_path else ""
         body = "\n".join(f"  | {line}" for line in tail)
         super().__init__(f"step {step!r} failed (exit {returncode}); last lines:\n{body}{where}")
@@ -47,8 +51,12 @@ _current: dict[int, subprocess.Popen] = {}
 _lock = threading.Lock()
 
 
-def group_rss_bytes(pgid: int) -> int:
-    """Sum of VmRSS of every process whose process group is ``pgid``."""
+def group_rss_bytes(pgid: int, hwm: Optional[dict] = None) -> int:
+    """Sum of VmRSS of every process whose process group is ``pgid``.
+
+    With ``hwm``, also records each process's VmHWM (its own peak since exec), which catches
+    a spike between two samples.
+    """
     total = 0
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -62,7 +70,9 @@ def group_rss_bytes(pgid: int) -> int:
                 continue
             with open(f"/proc/{entry.name}/status", "rb") as fh:
                 for line in fh:
-                    if line.startswith(b"VmRSS:"):
+                    if line.startswith(b"VmHWM:") and hwm is not None:
+                        hwm[entry.name] = max(hwm.get(entry.name, 0), int(line.split()[1]) * 1024)
+                    elif line.startswith(b"VmRSS:"):
                         total += int(line.split()[1]) * 1024
                         break
         except (OSError, ValueError, IndexError):
@@ -145,20 +155,18 @@ def run(argv: Sequence[str], *, env: Optional[dict] = None, cwd: Optional[str] =
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     peak = 0
-    maxrss = 0
-    status = None
+    hwm: dict[str, int] = {}
     try:
         while True:
             try:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                pid, status = os.waitpid(proc.pid, os.WNOHANG)
             except ChildProcessError:  # reaped by terminate_group (Ctrl-C from another thread)
                 proc.wait()
                 break
             if pid == proc.pid:
-                maxrss = usage.ru_maxrss * 1024  # kilobytes on Linux
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 break
-            rss = group_rss_bytes(proc.pid)
+            rss = group_rss_bytes(proc.pid, hwm)
             peak = max(peak, rss)
             now = time.monotonic()
             if heartbeat and now - last_line[0] >= heartbeat:
@@ -178,7 +186,7 @@ def run(argv: Sequence[str], *, env: Optional[dict] = None, cwd: Optional[str] =
             _current.pop(proc.pid, None)
         if logf:
             logf.close()
-    return ChildResult(proc.returncode, time.monotonic() - started, max(peak, maxrss),
+    return ChildResult(proc.returncode, time.monotonic() - started, max([peak, *hwm.values()]),
                        kept if keep_output else list(tail))
 
 
