@@ -14,6 +14,9 @@ from typing import Optional
 
 REGION = "us-east-1"
 LOG_KINDS = ("DAGProcessing", "Scheduler", "Task", "WebServer", "Worker")
+# removed from a child's environment: a named profile would win over the dummy credentials
+UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "rehearsal", "AWS_SECRET_ACCESS_KEY": "rehearsal",
                      "AWS_SESSION_TOKEN": "rehearsal"}
 
@@ -60,7 +63,7 @@ class MotoStack:
         return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION, **DUMMY_CREDENTIALS,
                 # never pick up a user's real profile or instance credentials
-                "AWS_PROFILE": "", "AWS_CONFIG_FILE": os.devnull,
+                "AWS_CONFIG_FILE": os.devnull,
                 "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true"}
 
     def client(self, service: str):

@@ -37,6 +37,8 @@ DAGS = REPO / "dags"
 DEFAULT_SOURCE, DEFAULT_TARGET = "2.10.3", "2.11.0"
 DEFAULT_ROWS = 1000
 DEFAULT_REPORT = "reports/rehearsal.json"
+TASK_LOG_DAYS = 3  # the import's defaults (docs/contracts.md)
+TASK_LOG_STATES = ("failed",)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -203,8 +205,14 @@ class Rehearsal:
         extra = {"PYTHONPATH": str(DAGS)}
         if self.moto is not None:
             extra.update(self.moto.env())
-        return airflow_envs.airflow_env(version, db_url, fernet_key=key,
-                                        home=self.run_dir / f"airflow-home-{side}", extra=extra)
+        env = airflow_envs.airflow_env(version, db_url, fernet_key=key,
+                                       home=self.run_dir / f"airflow-home-{side}", extra=extra)
+        if self.moto is not None:
+            from .aws import UNSET
+
+            for name in UNSET:
+                env.pop(name, None)
+        return env
 
     # ---- infrastructure ---------------------------------------------------------------
     def ensure_postgres(self) -> None:
@@ -309,6 +317,49 @@ class Rehearsal:
                                 "--rows", str(rows)],
                        self.airflow_env(self.source, url, self.plan["source_key"], "source"))
 
+    def task_log_days(self) -> int:
+        """Log copy is rehearsed only with a generated history (the only mode whose source
+        streams we can write) and only once dags/mwaa_migration/task_logs.py is present."""
+        if self.plan["mode"] != "generated" or not (DAGS / "mwaa_migration" / "task_logs.py").exists():
+            return 0
+        return TASK_LOG_DAYS
+
+    def seed_task_logs(self, url: str) -> None:
+        """Write a CloudWatch stream per try of every failed task instance of the last days,
+        named as the source version's Airflow names them (the library's own naming table)."""
+        if not self.task_log_days():
+            self.report["task_log_streams_seeded"] = 0
+            return
+        with self.step("seed task logs"):
+            if str(DAGS) not in sys.path:
+                sys.path.insert(0, str(DAGS))
+            from mwaa_migration import task_logs
+
+            naming = task_logs.naming_for(self.source)
+            conn = checks.connect(url, flag="source")
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT dag_id, task_id, run_id, map_index, try_number "
+                                "FROM task_instance WHERE state = ANY(%s) AND end_date > "
+                                "now() - %s * interval '1 day'",
+                                (list(TASK_LOG_STATES), TASK_LOG_DAYS))
+                    tis = [dict(zip(("dag_id", "task_id", "run_id", "map_index",
+                                     "try_number"), row)) for row in cur.fetchall()]
+            finally:
+                conn.close()
+            now_ms = int(time.time() * 1000) - 3_600_000
+            n = 0
+            for ti in tis:
+                for attempt in range(1, ti["try_number"] + 1):
+                    self.moto.put_task_log(
+                        task_logs.stream_name(naming, ti, attempt),
+                        [f"[rehearsal] {ti['dag_id']}.{ti['task_id']} try {attempt} line {i}"
+                         for i in range(3)], now_ms + attempt * 1000)
+                    n += 1
+            self.report["task_log_streams_seeded"] = n
+            self.out(f"  {n} streams for {len(tis)} task instances in "
+                     f"airflow-{self.source_env}-Task")
+
     def probe(self, side: str, version: str, url: str, key: str) -> dict:
         out = self.run_dir / f"probe-{side}.json"
         self.child(f"read secrets ({side})",
@@ -357,7 +408,9 @@ class Rehearsal:
     def import_(self, url: str) -> dict:
         with self.step("import"):
             conf = self.conf(source_environment=self.source_env,
-                             target_environment=self.target_env)
+                             target_environment=self.target_env,
+                             task_log_days=self.task_log_days(),
+                             task_log_states=list(TASK_LOG_STATES))
             self.child("import", [str(self._python(self.target)), "-m", "mwaa_migration",
                                   "import", "--sql-alchemy-conn", url, "--bucket",
                                   self.moto.bucket, "--prefix", self.prefix,
@@ -367,6 +420,17 @@ class Rehearsal:
             if rep is None:
                 raise RuntimeError("the import finished but wrote no report.json")
             return rep
+
+    def task_log_summary(self, imported: Optional[dict]) -> dict:
+        seeded = self.report.get("task_log_streams_seeded", 0)
+        out = {"rehearsed": bool(self.task_log_days()), "source_streams": seeded,
+               "target_streams": self.moto.count_log_streams(self.target_env),
+               "import": imported}
+        if not out["rehearsed"]:
+            out["why_not"] = ("only with a generated history" if self.plan["mode"] != "generated"
+                              else "dags/mwaa_migration/task_logs.py is not in this checkout")
+        out["ok"] = out["target_streams"] >= seeded
+        return out
 
     def save_export(self) -> Path:
         dest = self.run_dir / "export"
@@ -400,6 +464,7 @@ class Rehearsal:
         if p["mode"] == "generated":
             src_url = self.fresh_db("source", self.source)
             self.seed(src_url)
+            self.seed_task_logs(src_url)
         elif p["mode"] == "source-db":
             src_url = p["source_db"]
         if p["mode"] != "from-export":
@@ -424,8 +489,8 @@ class Rehearsal:
                                            ("connections", "connection"))}
             r["tables"] = tables
             r["secrets"] = secrets
-            r["task_logs"] = import_report.get("task_logs")
-            r["verdict"] = verdict(tables, secrets, import_report)
+            r["task_logs"] = self.task_log_summary(import_report.get("task_logs"))
+            r["verdict"] = verdict(tables, secrets, import_report, r["task_logs"])
         if p["keep"]:
             saved = self.save_export()
             r["kept"] = {"source_db": self.urls.get("source") or checks.mask_url(p.get("source_db", "")),

@@ -22,6 +22,9 @@ def _digest(value) -> str:
 
 
 def main() -> int:
+    import warnings
+
+    warnings.simplefilter("ignore")  # deprecation chatter of the version's own imports
     logging.disable(logging.CRITICAL)  # Airflow logs decryption failures with the key name only,
     # but nothing from here may reach the console except the JSON below
     from airflow.models import Connection, Variable

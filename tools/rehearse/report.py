@@ -76,12 +76,14 @@ def secrets_check(kind: str, exported: Optional[int], target: dict,
     return out
 
 
-def verdict(tables: dict, secrets: dict, import_report: dict) -> dict:
+def verdict(tables: dict, secrets: dict, import_report: dict,
+            task_logs: Optional[dict] = None) -> dict:
     accounted = all(t["ok"] for t in tables.values()) and bool(
         import_report.get("all_rows_accounted", False))
-    return {"all_rows_accounted": accounted,
-            "secrets_ok": all(s["ok"] for s in secrets.values()),
-            "ok": accounted and all(s["ok"] for s in secrets.values())}
+    secrets_ok = all(s["ok"] for s in secrets.values())
+    logs_ok = task_logs is None or task_logs.get("ok", True)
+    return {"all_rows_accounted": accounted, "secrets_ok": secrets_ok, "task_logs_ok": logs_ok,
+            "ok": accounted and secrets_ok and logs_ok}
 
 
 def _n(v) -> str:
@@ -137,7 +139,17 @@ def render(report: dict) -> str:
         lines += [f"  problem: {p}" for p in s["problems"]]
     logs = report.get("task_logs")
     if logs:
-        lines.append(f"task logs: {logs}")
+        if logs.get("rehearsed"):
+            imp = logs.get("import") or {}
+            extra = ", ".join(f"{k.replace('_', ' ')} {imp[k]}" for k in (
+                "streams_copied", "streams_skipped", "streams_missing", "events_copied")
+                if k in imp)
+            lines.append(f"task logs: {logs['source_streams']} streams in the source group, "
+                         f"{logs['target_streams']} in the target group"
+                         + (f" ({extra})" if extra else "")
+                         + ("" if logs.get("ok") else "  NOT ALL COPIED"))
+        else:
+            lines.append(f"task logs: not rehearsed ({logs.get('why_not')})")
     steps = report.get("steps") or []
     if steps:
         lines.append("")
