@@ -15,7 +15,12 @@ import pytest
 
 from tools import pgcluster
 
-pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.airflow, pytest.mark.slow,
+    pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "dags" / "mwaa_migration"
+                            / "__main__.py").exists(),
+                       reason="the metadata library (issue 3) is not merged into this checkout"),
+]
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS = "60"
@@ -47,7 +52,7 @@ def databases_of(run_id: str) -> list[str]:
         conn.close()
 
 
-def assert_all_accounted(report: dict) -> None:
+def assert_all_accounted(report: dict, first_step: str = "export") -> None:
     assert report["verdict"]["ok"], json.dumps(report, indent=1)[:6000]
     tables = report["tables"]
     for needed in ("dag_run", "task_instance", "log", "xcom", "variable", "connection",
@@ -58,9 +63,10 @@ def assert_all_accounted(report: dict) -> None:
     assert sum(t["exported"] for t in tables.values()) > 0
     assert report["secrets"]["variables"]["readable_in_target"] > 0
     assert report["secrets"]["connections"]["readable_in_target"] > 0
-    assert {s["name"] for s in report["steps"]} >= {"export", "import", "verify"}
+    assert {s["name"] for s in report["steps"]} >= {first_step, "import", "verify"}
     assert all(s["status"] == "ok" for s in report["steps"])
-    assert next(s for s in report["steps"] if s["name"] == "export")["peak_memory_mb"] > 0
+    for step in ("import", "verify"):
+        assert next(s for s in report["steps"] if s["name"] == step)["peak_memory_mb"] > 0
 
 
 @pytest.mark.parametrize("source,target", PAIRS, ids=[f"{s}-{t}" for s, t in PAIRS])
@@ -94,7 +100,7 @@ def test_keep_then_check_the_export_folder(tmp_path):
         proc2 = rehearse("--from-export", str(folder), "--report", str(second))
         assert proc2.returncode == 0, proc2.stdout[-5000:] + proc2.stderr[-3000:]
         rep2 = json.loads(second.read_text())
-        assert_all_accounted(rep2)
+        assert_all_accounted(rep2, first_step="upload export")
         assert rep2["rehearsal"]["source_version"] == "2.10.3"
         assert {t: x["exported"] for t, x in rep2["tables"].items()} == \
             {t: x["exported"] for t, x in report["tables"].items()}

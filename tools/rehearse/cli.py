@@ -455,6 +455,9 @@ class Rehearsal:
                           "migration_id": self.migration_id, "started_at": _now(),
                           "log_dir": str(self.run_dir), "error": None}
         r["steps"] = self.steps
+        if not (DAGS / "mwaa_migration" / "__main__.py").exists():
+            raise RuntimeError(f"the export/import library is missing ({DAGS}/mwaa_migration/"
+                               f"__main__.py); this checkout lacks the metadata DAGs")
         self.ensure_postgres()
         if p["mode"] != "from-export":
             self.ensure_venv(self.source)
