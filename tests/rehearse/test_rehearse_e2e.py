@@ -105,6 +105,19 @@ def test_keep_then_check_the_export_folder(tmp_path):
         assert {t: x["exported"] for t, x in rep2["tables"].items()} == \
             {t: x["exported"] for t, x in report["tables"].items()}
 
+        # the kept source database, as an existing one, with its key from the environment
+        third = tmp_path / "third.json"
+        env = dict(os.environ, AIRFLOW__CORE__FERNET_KEY=kept["source_fernet_key"])
+        proc5 = subprocess.run([sys.executable, "-m", "tools.rehearse", "--source-db",
+                                kept["source_db"], "--report", str(third)], cwd=REPO, env=env,
+                               capture_output=True, text=True, timeout=1500)
+        assert proc5.returncode == 0, proc5.stdout[-5000:] + proc5.stderr[-3000:]
+        rep3 = json.loads(third.read_text())
+        assert_all_accounted(rep3)
+        assert rep3["secrets"]["variables"]["identical_to_source"] == \
+            rep3["secrets"]["variables"]["in_source"] > 0
+        assert databases_of(run_id) != []  # the given source database is never dropped
+
         table = next(iter(sorted((folder / "tables").iterdir())))
         table.write_bytes(table.read_bytes()[:-7] + b"garbage")
         proc3 = rehearse("--from-export", str(folder), "--report", str(tmp_path / "x.json"))

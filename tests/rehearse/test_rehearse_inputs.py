@@ -213,3 +213,18 @@ def test_cli_exit_code_and_message_on_bad_input(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: --target-version 3.3.1: the metadata DAGs do not support")
     assert not (tmp_path / "r.json").exists()  # nothing ran, nothing to report
+
+
+def test_library_argv_survives_a_key_that_starts_with_a_dash():
+    import argparse
+
+    from tools.rehearse.cli import library_argv
+
+    argv = library_argv(Path("/v/bin/python"), "import", "postgresql://u@h/d", "b", "p/",
+                        '{"bucket": "b"}', "-Abc_def=")
+    ap = argparse.ArgumentParser()  # the library CLI's flags (python -m mwaa_migration)
+    ap.add_argument("command")
+    for flag in ("--sql-alchemy-conn", "--bucket", "--prefix", "--conf-json", "--fernet-key"):
+        ap.add_argument(flag)
+    args = ap.parse_args(argv[3:])
+    assert (args.command, args.fernet_key, args.prefix) == ("import", "-Abc_def=", "p/")

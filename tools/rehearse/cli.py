@@ -131,6 +131,18 @@ def validate(args: argparse.Namespace, environ: Optional[dict] = None) -> dict:
     return plan
 
 
+def library_argv(python: Path, command: str, url: str, bucket: str, prefix: str,
+                 conf_json: str, fernet_key: str) -> list[str]:
+    """``python -m mwaa_migration export|import ...`` in a version's venv.
+
+    Values are passed as ``--flag=value``: a Fernet key may start with "-", which argparse
+    would otherwise take for an option.
+    """
+    return [str(python), "-m", "mwaa_migration", command, f"--sql-alchemy-conn={url}",
+            f"--bucket={bucket}", f"--prefix={prefix}", f"--conf-json={conf_json}",
+            f"--fernet-key={fernet_key}"]
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -373,11 +385,9 @@ class Rehearsal:
 
     def export(self, url: str) -> dict:
         with self.step("export"):
-            self.child("export", [str(self._python(self.source)), "-m", "mwaa_migration",
-                                  "export", "--sql-alchemy-conn", url, "--bucket",
-                                  self.moto.bucket, "--prefix", self.prefix,
-                                  "--conf-json", self.conf(),
-                                  "--fernet-key", self.plan["source_key"]],
+            self.child("export", library_argv(self._python(self.source), "export", url,
+                                              self.moto.bucket, self.prefix, self.conf(),
+                                              self.plan["source_key"]),
                        self.airflow_env(self.source, url, self.plan["source_key"], "source"))
             manifest = self.moto.get_json(f"{self.prefix}{self.migration_id}/manifest.json")
             if manifest is None:
@@ -411,10 +421,9 @@ class Rehearsal:
                              target_environment=self.target_env,
                              task_log_days=self.task_log_days(),
                              task_log_states=list(TASK_LOG_STATES))
-            self.child("import", [str(self._python(self.target)), "-m", "mwaa_migration",
-                                  "import", "--sql-alchemy-conn", url, "--bucket",
-                                  self.moto.bucket, "--prefix", self.prefix,
-                                  "--conf-json", conf, "--fernet-key", self.target_key],
+            self.child("import", library_argv(self._python(self.target), "import", url,
+                                              self.moto.bucket, self.prefix, conf,
+                                              self.target_key),
                        self.airflow_env(self.target, url, self.target_key, "target"))
             rep = self.moto.get_json(f"{self.prefix}{self.migration_id}/report.json")
             if rep is None:
