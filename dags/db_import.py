@@ -1,0 +1,33 @@
+"""db_import: loads an export made by db_export into this environment's metadata DB.
+
+Configured only through dag_run.conf (docs/contracts.md §2); see mwaa_migration.importer.
+On Airflow 3 the first task stops with the supported path (tasks cannot reach the DB).
+"""
+import datetime
+
+from airflow import DAG
+
+try:
+    from airflow.providers.standard.operators.python import PythonOperator
+except ImportError:  # Airflow 2.x
+    from airflow.operators.python import PythonOperator
+
+from mwaa_migration import dagtasks
+
+with DAG(
+    dag_id="db_import",
+    description="Import Airflow metadata exported by db_export (blue/green MWAA upgrade)",
+    schedule=None,
+    start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    is_paused_upon_creation=False,
+    tags=["mwaa-migration"],
+    default_args={"retries": 0},
+) as dag:
+    preflight = PythonOperator(task_id="preflight", python_callable=dagtasks.import_preflight)
+    load = PythonOperator(task_id="import_tables", python_callable=dagtasks.import_tables,
+                          execution_timeout=datetime.timedelta(hours=6))
+    cut = PythonOperator(task_id="cutover", python_callable=dagtasks.cutover,
+                         execution_timeout=datetime.timedelta(hours=1))
+    preflight >> load >> cut

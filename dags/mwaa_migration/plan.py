@@ -1,0 +1,204 @@
+"""Pure planning: source manifest + target reflected schema -> per-table load plan.
+
+Plain dicts in, plain dicts out; no database, no S3. The rule table is in ``rules.py``.
+A plan names, for one table, the staging columns (as exported), the target columns to
+insert and the SQL expression (over the staging table ``s``) that produces each of them,
+the conditions a row must meet (others are rejected with the reason), the natural key used
+to tell "already present" apart, and the values to encrypt with the target's Fernet key.
+"""
+from __future__ import annotations
+
+import re
+
+from mwaa_migration import MIGRATION_DAG_IDS, rules
+
+
+class PlanError(ValueError):
+    """The rule table does not cover a difference between source and target schemas."""
+
+
+_TOKEN = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+def fill(template: str, exprs: dict, *, table: str) -> str:
+    """Replace ``{column}`` tokens with their expressions (``{offset:x}`` stays for later)."""
+    def sub(m):
+        name = m.group(1)
+        if name == "migration_dags":
+            return ", ".join(f"'{d}'" for d in MIGRATION_DAG_IDS)
+        if name == "skipped_states":
+            return ", ".join(f"'{s}'" for s in rules.SKIPPED_TI_STATES)
+        if name not in exprs:
+            raise PlanError(f"{table}: rule refers to column {name!r}, which neither the export "
+                            f"nor an earlier rule provides")
+        return exprs[name]
+    return _TOKEN.sub(sub, template)
+
+
+def export_query(table: str, columns: list[str]) -> tuple[list[str], str]:
+    """Columns and SELECT of the export of ``table`` given its reflected source columns."""
+    spec = rules.TABLES[table]
+    cols = list(columns)
+    select = [f't."{c}"' for c in cols]
+    for name, sql in spec.get("export_join", {}).items():
+        cols.append(name)
+        select.append(f"{fill(sql, {}, table=table)} AS \"{name}\"")
+    where = spec.get("export_where")
+    sql = f'SELECT {", ".join(select)} FROM "{table}" t'
+    if where:
+        sql += " WHERE " + fill(where, {}, table=table)
+    return cols, sql
+
+
+def _quote(v: str) -> str:
+    return "'" + v.replace("'", "''") + "'"
+
+
+def plan_table(table: str, source: dict, source_family: str, target_family: str,
+               target_columns: dict | None) -> dict:
+    """Plan the load of one table.
+
+    ``source``: the manifest entry ({"columns": [...], "types": {col: sql type}, ...}).
+    ``target_columns``: reflected target columns in order, {name: {"type", "nullable",
+    "default", "serial"}}, or None when the target has no such table.
+    """
+    spec = rules.TABLES[table]
+    steps = rules.step_path(source_family, target_family)
+    for step in steps:
+        reason = rules.STEPS[step].get("dropped_tables", {}).get(table)
+        if reason:
+            return {"table": table, "action": "reject_all", "reason": reason}
+    if target_columns is None:
+        raise PlanError(f"target database has no table {table!r} and no rule says it was dropped "
+                        f"between schema {source_family} and {target_family}")
+
+    types = source.get("types", {})
+    extra = set(spec.get("export_extra", {})) | set(spec.get("export_join", {}))
+    encrypted = spec.get("encrypted", {})
+    cur: dict[str, str] = {}
+    for c in source["columns"]:
+        t = types.get(c, "text")
+        cur[c] = f's."{c}"' if (c in encrypted or t == "text") else f's."{c}"::{t}'
+    known = dict(cur)
+
+    def set_(col, expr):
+        cur[col] = expr
+        known[col] = expr
+
+    for col, sql in spec.get("source_exprs", {}).items():
+        set_(col, "(" + fill(sql, known, table=table) + ")")
+    for col in spec.get("null_columns", []):
+        if col in cur:
+            set_(col, "NULL")
+    for col, ref in spec.get("offset_refs", {}).items():
+        if col in cur:
+            set_(col, f"(({cur[col]})::bigint + {{offset:{ref}}})")
+    if spec["ids"] == "offset" and "id" in cur:
+        set_("id", f"((s.\"id\")::bigint + {{offset:{table}}})")
+    elif spec["ids"] == "target":
+        cur.pop("id", None)
+
+    notes = []
+    for step in steps:
+        rule = rules.STEPS[step].get(table, {})
+        for old, new in rule.get("rename", {}).items():
+            if old in cur:
+                set_(new, cur.pop(old))
+        for col, why in rule.get("drop", {}).items():
+            if col in cur:
+                cur.pop(col)
+                notes.append(f"{col} not carried over: {why}")
+        for col, ext in rule.get("convert", {}).items():
+            if col in cur:
+                if ext not in cur:
+                    raise PlanError(f"{table}.{col}: conversion needs column {ext!r}, which the "
+                                    "export did not write (export made by an older tool?)")
+                set_(col, cur[ext])
+        for col, sql in rule.get("derive", {}).items():
+            if col not in cur:
+                set_(col, "(" + fill(sql, known, table=table) + ")")
+        for col, mapping in rule.get("enum", {}).items():
+            if col in cur:
+                whens = " ".join(f"WHEN {_quote(a)} THEN {_quote(b)}" for a, b in mapping.items())
+                set_(col, f"(CASE ({cur[col]})::text {whens} ELSE ({cur[col]})::text END)")
+    for c in extra:
+        cur.pop(c, None)
+
+    stray = [c for c in cur if c not in target_columns]
+    if stray:
+        raise PlanError(f"{table}: source column(s) {', '.join(stray)} have no column in the target "
+                        f"schema {target_family} and no rule drops or renames them")
+    missing = [c for c, info in target_columns.items()
+               if c not in cur and not info["nullable"] and info["default"] is None]
+    if missing:
+        raise PlanError(f"{table}: target column(s) {', '.join(missing)} are NOT NULL without a "
+                        f"default and no rule derives them from schema {source_family}")
+
+    insert_cols = [c for c in target_columns if c in cur]
+    final: dict[str, str] = {}
+    for c in insert_cols:
+        typ = target_columns[c]["type"]
+        e = f"NULL::{typ}" if cur[c] == "NULL" else f"({cur[c]})::{typ}"
+        fk = spec.get("optional_fks", {}).get(c)
+        if fk and cur[c] != "NULL":
+            e = (f"(CASE WHEN EXISTS (SELECT 1 FROM \"{fk[0]}\" f WHERE f.\"{fk[1]}\" = {e}) "
+                 f"THEN {e} END)")
+        final[c] = e
+    scope = dict(known)
+    scope.update(final)
+
+    key = None
+    for cand in spec["keys"]:
+        if all(c in final for c in cand):
+            key = cand
+            break
+    if key is None:
+        raise PlanError(f"{table}: none of the natural keys {spec['keys']} exists in the target")
+    require = [(why, fill(sql, scope, table=table)) for why, sql in spec.get("require", [])]
+    if key != ["id"] and spec["ids"] != "offset":
+        pass
+    enc = {}
+    for col, flag in encrypted.items():
+        if col not in source["columns"] or col not in final:
+            continue
+        if flag == "target_text":
+            if target_columns[col]["type"] == "text":
+                enc[col] = None
+        else:
+            enc[col] = flag if flag in source["columns"] else None
+    upsert = spec.get("upsert")
+    serial = [c for c, info in target_columns.items() if info.get("serial")]
+    return {
+        "table": table, "action": "load",
+        "staging_columns": list(source["columns"]),
+        "insert_columns": insert_cols,
+        "select": [final[c] for c in insert_cols],
+        "key": key, "key_exprs": [final[c] for c in key],
+        "require": require,
+        "encrypt": enc,
+        "upsert": {"strategy_key": upsert[0], "conflict": upsert[1]} if upsert else None,
+        "serial_columns": serial,
+        "offsets_needed": sorted(set(re.findall(r"\{offset:([a-z_]+)\}", " ".join(final.values())))),
+        "notes": notes,
+    }
+
+
+def plan_import(manifest: dict, target_family: str, target_schema: dict, tables: list[str]) -> list[dict]:
+    """Plans for ``tables`` (in load order) that the manifest contains."""
+    source_family = rules.family_of_revision(manifest["source_schema_revision"])
+    plans = []
+    for table in rules.MIGRATED_TABLES:
+        if table not in tables or table not in manifest["tables"]:
+            continue
+        plans.append(plan_table(table, manifest["tables"][table], source_family, target_family,
+                                target_schema.get(table)))
+    return plans
+
+
+def resolve_offsets(sql: str, offsets: dict) -> str:
+    def sub(m):
+        name = m.group(1)
+        if name not in offsets:
+            raise PlanError(f"no id offset for table {name!r} (was it loaded in this import?)")
+        return str(int(offsets[name]))
+    return re.sub(r"\{offset:([a-z_]+)\}", sub, sql)
