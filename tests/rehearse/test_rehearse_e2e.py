@@ -157,7 +157,22 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_ctrl_c_leaves_nothing_running(tmp_path):
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ctrl_c_leaves_nothing_running(tmp_path, monkeypatch):
+    """From nothing running (as in CI): a private PostgreSQL on its own port is started by the
+    run; Ctrl-C during the export ends the export's processes, drops the run's databases and
+    stops that PostgreSQL again."""
+    port = _free_port()
+    pgdir = REPO / ".cache" / f"pg-ctrlc-{port}"
+    monkeypatch.setenv("MWAA_UPGRADE_PG_PORT", str(port))
+    monkeypatch.setenv("MWAA_UPGRADE_PG_DIR", str(pgdir))
     out = tmp_path / "report.json"
     proc = subprocess.Popen([sys.executable, "-m", "tools.rehearse", "--rows", ROWS,
                              "--report", str(out)], cwd=REPO, stdout=subprocess.PIPE,
@@ -177,15 +192,21 @@ def test_ctrl_c_leaves_nothing_running(tmp_path):
                 os.kill(proc.pid, signal.SIGINT)
                 break
         rest, _ = proc.communicate(timeout=120)
+        text = "".join(seen) + rest
+        assert proc.returncode == 130, text[-4000:]
+        assert kids, "the export step had no child process to interrupt"
+        time.sleep(0.5)
+        assert [k for k in kids if _alive(k)] == []
+        report = json.loads(out.read_text())
+        assert report["rehearsal"]["error"] == "interrupted"
+        assert report["steps"][-1]["status"] == "interrupted"
+        assert not pgcluster._accepts(port), "the PostgreSQL this run started is still up"
+        pgcluster.ensure()  # the same cluster again: the run's databases are gone
+        assert databases_of(report["rehearsal"]["run_id"]) == []
     finally:
         if proc.poll() is None:
             proc.kill()
-    text = "".join(seen) + rest
-    assert proc.returncode == 130, text[-4000:]
-    assert kids, "the export step had no child process to interrupt"
-    time.sleep(0.5)
-    assert [k for k in kids if _alive(k)] == []
-    report = json.loads(out.read_text())
-    assert report["rehearsal"]["error"] == "interrupted"
-    assert report["steps"][-1]["status"] == "interrupted"
-    assert databases_of(report["rehearsal"]["run_id"]) == []
+        pgcluster.stop()
+        import shutil
+
+        shutil.rmtree(pgdir, ignore_errors=True)
