@@ -210,3 +210,4 @@ def test_ctrl_c_leaves_nothing_running(tmp_path, monkeypatch):
         import shutil
 
         shutil.rmtree(pgdir, ignore_errors=True)
+        (pgdir.parent / f"{pgdir.name}.lock").unlink(missing_ok=True)

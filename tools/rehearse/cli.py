@@ -601,6 +601,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     rep["rehearsal"]["finished_at"] = _now()
     rep["rehearsal"]["exit_code"] = code
     rep["steps"] = run.steps
+    if code == EXIT_OK and not plan["keep"]:
+        # logs and Airflow homes only matter when something went wrong
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+        rep["rehearsal"]["log_dir"] = None
     path = write_report(rep, args.report)
     print()
     print(render(rep))
