@@ -376,7 +376,8 @@ class Rehearsal:
         out = self.run_dir / f"probe-{side}.json"
         self.child(f"read secrets ({side})",
                    [str(self._python(version)), str(Path(__file__).with_name("probe.py")),
-                    str(out)], self.airflow_env(version, url, key, side))
+                    str(out)], {**self.airflow_env(version, url, key, side),
+                                "PYTHONWARNINGS": "ignore"})
         return json.loads(out.read_text())
 
     def conf(self, **extra) -> str:
