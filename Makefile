@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv node test clean rehearse
+.PHONY: venv node test test-metadata bench-metadata clean rehearse
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -26,6 +26,14 @@ test: venv node
 # make rehearse ARGS="--source-version 2.9.2 --target-version 2.11.0 --rows 5000"
 rehearse: venv
 	$(PY) -m tools.rehearse $(ARGS)
+
+# metadata migration only (builds Airflow venvs in .venvs/ and a PostgreSQL cluster in .cache/pg on first use)
+test-metadata: venv
+	$(PY) -m pytest tests/dags
+
+# never run by `make test`: prints rows/s and peak memory next to plain COPY
+bench-metadata: venv
+	$(PY) bench/metadata_roundtrip.py --scale 100000 --scale 1000000
 
 clean:
 	rm -rf cdk.out .pytest_cache reports

@@ -4,15 +4,22 @@ Configured only through dag_run.conf (docs/contracts.md §2); see mwaa_migration
 On Airflow 3 the first task stops with the supported path (tasks cannot reach the DB).
 """
 import datetime
+import os
+import sys
 
 from airflow import DAG
+
+# Airflow 2 puts the DAG folder on sys.path; Airflow 3's DAG bundles do not always do so.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.append(_HERE)
 
 try:
     from airflow.providers.standard.operators.python import PythonOperator
 except ImportError:  # Airflow 2.x
     from airflow.operators.python import PythonOperator
 
-from mwaa_migration import dagtasks
+from mwaa_migration import dagtasks  # noqa: E402
 
 with DAG(
     dag_id="db_import",

@@ -13,9 +13,14 @@ from mwaa_migration import dbio
 
 def readiness(cur, dag_ids, imported_at) -> dict:
     """{dag_id: "ready" | reason} for the given DAGs."""
-    cols = dbio.reflect(cur, ["dag"]).get("dag", {})
-    cur.execute(f"SELECT dag_id, {dbio.active_column(cols)}, last_parsed_time, is_paused FROM dag "
-                "WHERE dag_id = ANY(%s)", (list(dag_ids),))
+    schema = dbio.reflect(cur, ["dag", "dag_run"])
+    cols = schema.get("dag", {})
+    logical = "logical_date" if "logical_date" in schema.get("dag_run", {}) else "execution_date"
+    cur.execute(f"""SELECT d.dag_id, {dbio.active_column(cols)}, d.last_parsed_time,
+                           d.next_dagrun IS NULL OR d.next_dagrun > COALESCE(
+                               (SELECT max(r.{logical}) FROM dag_run r WHERE r.dag_id = d.dag_id
+                                   AND r.run_type = 'scheduled'), '-infinity')
+                      FROM dag d WHERE d.dag_id = ANY(%s)""", (list(dag_ids),))
     rows = {r[0]: r[1:] for r in cur.fetchall()}
     out = {}
     for d in dag_ids:
@@ -25,6 +30,8 @@ def readiness(cur, dag_ids, imported_at) -> dict:
             out[d] = "not active in the target (file missing or stale)"
         elif rows[d][1] is None or rows[d][1] <= imported_at:
             out[d] = "not re-parsed since the import finished"
+        elif not rows[d][2]:
+            out[d] = "next run not yet computed past the migrated runs (would catch up)"
         else:
             out[d] = "ready"
     return out

@@ -137,12 +137,12 @@ def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progr
     """Export; returns the manifest. ``conn`` is a psycopg2 connection to the source DB."""
     progress = progress or log.info
     k = keys(conf)
+    preflight(s3, conf)
     existing = s3io.get_json(s3, conf["bucket"], k["manifest"], missing_ok=True)
     if existing is not None:
         progress(f"migration {conf['migration_id']} already exported "
                  f"(s3://{conf['bucket']}/{k['manifest']} exists): nothing to do")
         return existing
-    preflight(s3, conf)
     with conn.cursor() as cur:
         active = dbio.unpaused_dags(cur)
     conn.commit()

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
+import tempfile
+import time
 
 from mwaa_migration import convert, dbio, plan, rules, s3io
 from mwaa_migration.export import keys
@@ -29,19 +32,30 @@ def read_manifest(s3, conf) -> dict:
     return m
 
 
-def verify_files(s3, conf, manifest, tables, progress) -> None:
-    """Every selected table file exists and matches its sha256, before the DB is touched."""
+def verify_files(s3, conf, manifest, tables, progress, spool_dir=None) -> dict:
+    """Every selected table file exists and matches its sha256, before the DB is touched.
+
+    With ``spool_dir`` each file is also kept there (compressed, on local disk) so the load
+    reads S3 only once; returns {table: local path}.
+    """
     base = keys(conf)["base"]
+    paths = {}
     for t in tables:
         if t not in manifest["tables"]:
             continue
         e = manifest["tables"][t]
-        got = s3io.object_sha256(s3, conf["bucket"], base + e["key"])
+        if spool_dir:
+            paths[t] = os.path.join(spool_dir, f"{t}.csv.gz")
+            with open(paths[t], "wb") as fh:
+                got = s3io.object_sha256(s3, conf["bucket"], base + e["key"], spool=fh)
+        else:
+            got = s3io.object_sha256(s3, conf["bucket"], base + e["key"])
         if got != e["sha256"]:
             raise s3io.TableFileError(
                 f"s3://{conf['bucket']}/{base}{e['key']}: sha256 {got} does not match the manifest's "
                 f"{e['sha256']}: refusing to import (nothing was written to the database)")
     progress(f"verified {len([t for t in tables if t in manifest['tables']])} table files against the manifest")
+    return paths
 
 
 def _offsets(conn, s3, conf, manifest, schema, dry_run):
@@ -81,7 +95,8 @@ def _encrypt_staging(cur, p, fernet, stg):
                         (fernet.encrypt(val.encode("utf-8")).decode(), ctid))
 
 
-def load_table(conn, s3, conf, manifest, p, offsets, fernet, log_filter=None, progress=None):
+def load_table(conn, s3, conf, manifest, p, offsets, fernet, log_filter=None, progress=None,
+               local_path=None):
     """One table in one transaction. Returns its report entry (and selected TIs for log copy)."""
     t = p["table"]
     e = manifest["tables"][t]
@@ -93,18 +108,22 @@ def load_table(conn, s3, conf, manifest, p, offsets, fernet, log_filter=None, pr
             entry["rejections"].append({"reason": p["reason"], "count": e["rows"], "sample": []})
         return entry, []
     stg = f"mig_stg_{t}"
-    reader = s3io.S3GzipReader(s3, conf["bucket"], keys(conf)["base"] + e["key"],
-                               sha256=e["sha256"], columns=e["columns"])
+    started = time.monotonic()
+    spool_fh = open(local_path, "rb") if local_path else None  # noqa: SIM115
     selected = []
     try:
+        reader = s3io.S3GzipReader(s3, conf["bucket"], keys(conf)["base"] + e["key"],
+                                   sha256=e["sha256"], columns=e["columns"], body=spool_fh)
         with conn.cursor() as cur:
             cols = ", ".join(f'"{c}" text' for c in p["staging_columns"])
             cur.execute(f"CREATE TEMP TABLE {stg} ({cols}) ON COMMIT DROP")
             collist = ", ".join(f'"{c}"' for c in p["staging_columns"])
             cur.copy_expert(f"COPY {stg} ({collist}) FROM STDIN WITH (FORMAT csv, HEADER true)", reader)
+            staged = cur.rowcount
             reader.verify()
-            cur.execute(f"SELECT count(*) FROM {stg}")
-            staged = cur.fetchone()[0]
+            if staged is None or staged < 0:
+                cur.execute(f"SELECT count(*) FROM {stg}")
+                staged = cur.fetchone()[0]
             if staged != e["rows"]:
                 raise s3io.TableFileError(f"{t}: file holds {staged} rows, manifest says {e['rows']}")
             _encrypt_staging(cur, p, fernet, stg)
@@ -118,22 +137,7 @@ def load_table(conn, s3, conf, manifest, p, offsets, fernet, log_filter=None, pr
                                       "state", "end_date"), r)) for r in cur.fetchall()]
             sel = [plan.resolve_offsets(x, offsets) for x in p["select"]]
             conds = [(why, plan.resolve_offsets(c, offsets)) for why, c in p["require"]]
-            prior = []
-            rejected = 0
-            for why, c in conds:
-                where = " AND ".join([f"({x})" for x in prior] + [f"NOT ({c})"])
-                cur.execute(f"SELECT count(*) FROM {stg} s WHERE {where}")
-                n = cur.fetchone()[0]
-                if n:
-                    kcols = [x for x in ("dag_id", "task_id", "run_id", "map_index", "key", "id")
-                             if x in p["staging_columns"]][:4]
-                    cur.execute(f"SELECT {', '.join(f's.{chr(34)}{x}{chr(34)}' for x in kcols) or '1'} "
-                                f"FROM {stg} s WHERE {where} LIMIT {SAMPLE}")
-                    sample = [dict(zip(kcols, r)) for r in cur.fetchall()]
-                    entry["rejections"].append({"reason": why, "count": n, "sample": sample})
-                    rejected += n
-                prior.append(c)
-            where = (" WHERE " + " AND ".join(f"({c})" for c in prior)) if prior else ""
+            where = (" WHERE " + " AND ".join(f"({c})" for _, c in conds)) if conds else ""
             ins = ", ".join(f'"{c}"' for c in p["insert_columns"])
             body = f'INSERT INTO "{t}" ({ins}) SELECT {", ".join(sel)} FROM {stg} s{where}'
             overwritten = 0
@@ -147,11 +151,27 @@ def load_table(conn, s3, conf, manifest, p, offsets, fernet, log_filter=None, pr
                 sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in p["insert_columns"] if c != kc)
                 cur.execute(body + f' ON CONFLICT ("{kc}") DO UPDATE SET {sets}')
                 inserted = cur.rowcount - overwritten
-                present = overwritten
             else:
                 cur.execute(body + " ON CONFLICT DO NOTHING")
                 inserted = cur.rowcount
-                present = staged - rejected - inserted
+            rejected = 0
+            if staged - inserted - overwritten:
+                # only when something was not inserted: say why, row by row class
+                prior = []
+                for why, c in conds:
+                    w = " AND ".join([f"({x})" for x in prior] + [f"NOT ({c})"])
+                    cur.execute(f"SELECT count(*) FROM {stg} s WHERE {w}")
+                    n = cur.fetchone()[0]
+                    if n:
+                        kcols = [x for x in ("dag_id", "task_id", "run_id", "map_index", "key", "id")
+                                 if x in p["staging_columns"]][:4]
+                        cur.execute(f"SELECT {', '.join(f's.{chr(34)}{x}{chr(34)}' for x in kcols) or '1'} "
+                                    f"FROM {stg} s WHERE {w} LIMIT {SAMPLE}")
+                        sample = [dict(zip(kcols, r)) for r in cur.fetchall()]
+                        entry["rejections"].append({"reason": why, "count": n, "sample": sample})
+                        rejected += n
+                    prior.append(c)
+            present = staged - rejected - inserted
             if present and not overwritten:
                 kx = [plan.resolve_offsets(x, offsets) for x in p["key_exprs"]]
                 match = " AND ".join(f'k."{c}" = {x}' for c, x in zip(p["key"], kx))
@@ -173,9 +193,13 @@ def load_table(conn, s3, conf, manifest, p, offsets, fernet, log_filter=None, pr
     except BaseException:
         conn.rollback()
         raise
+    finally:
+        if spool_fh is not None:
+            spool_fh.close()
     if progress:
         progress(f"{t}: exported {entry['exported']}, inserted {entry['inserted']}, already present "
-                 f"{entry['already_present']}, rejected {entry['rejected']}")
+                 f"{entry['already_present']}, rejected {entry['rejected']} "
+                 f"({time.monotonic() - started:.1f}s)")
     return entry, selected
 
 
@@ -184,7 +208,15 @@ def run_import(conn, s3, conf: dict, *, target_airflow_version: str, fernet=None
     progress = progress or log.info
     manifest = read_manifest(s3, conf)
     tables = [t for t in conf["tables"] if t in manifest["tables"]]
-    verify_files(s3, conf, manifest, tables, progress)
+    with tempfile.TemporaryDirectory(prefix="mwaa-migration-") as spool:
+        return _run_import(conn, s3, conf, manifest, tables,
+                           verify_files(s3, conf, manifest, tables, progress, spool),
+                           target_airflow_version=target_airflow_version, fernet=fernet,
+                           logs_client_factory=logs_client_factory, progress=progress)
+
+
+def _run_import(conn, s3, conf, manifest, tables, local, *, target_airflow_version, fernet,
+                logs_client_factory, progress):
     with conn.cursor() as cur:
         revision = dbio.schema_revision(cur)
         target_family = rules.family_of_revision(revision)
@@ -208,7 +240,8 @@ def run_import(conn, s3, conf: dict, *, target_airflow_version: str, fernet=None
               "tables": {}, "task_logs": None}
     selected = []
     for p in plans:
-        entry, sel = load_table(conn, s3, conf, manifest, p, offsets, fernet, log_filter, progress)
+        entry, sel = load_table(conn, s3, conf, manifest, p, offsets, fernet, log_filter, progress,
+                                local_path=local.get(p["table"]))
         report["tables"][p["table"]] = entry
         selected.extend(sel)
     report["all_rows_accounted"] = all(

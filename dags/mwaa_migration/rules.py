@@ -191,8 +191,9 @@ STEPS: dict[tuple[str, str], dict] = {
                      "dag_hash": "Airflow 3 tracks DAG versions in dag_version instead of dag_hash"},
             "derive": {
                 "run_after": "COALESCE(({data_interval_end})::timestamptz, ({logical_date})::timestamptz)",
-                "triggered_by": "CASE {run_type} WHEN 'scheduled' THEN 'timetable' "
-                                "WHEN 'dataset_triggered' THEN 'asset' WHEN 'backfill' THEN 'backfill' END",
+                # SQLAlchemy stores DagRunTriggeredByType by member NAME (native_enum=False)
+                "triggered_by": "CASE {run_type} WHEN 'scheduled' THEN 'TIMETABLE' "
+                                "WHEN 'dataset_triggered' THEN 'ASSET' WHEN 'backfill' THEN 'BACKFILL' END",
             },
             "convert": {"conf": "conf__json"},
             "enum": {"run_type": {"dataset_triggered": "asset_triggered"}},

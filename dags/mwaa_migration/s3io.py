@@ -93,12 +93,15 @@ class S3GzipReader:
     """
 
     def __init__(self, client, bucket: str, key: str, *, sha256: str, columns: list[str],
-                 chunk: int = 1024 * 1024):
+                 chunk: int = 1024 * 1024, body=None):
         self.bucket, self.key, self.expected = bucket, key, sha256
-        try:
-            self.body = client.get_object(Bucket=bucket, Key=key)["Body"]
-        except Exception as exc:  # noqa: BLE001 - re-raised with the object named
-            raise TableFileError(f"s3://{bucket}/{key}: cannot read table file: {exc}") from exc
+        if body is not None:  # a local copy spooled (and already verified) by verify_files
+            self.body = body
+        else:
+            try:
+                self.body = client.get_object(Bucket=bucket, Key=key)["Body"]
+            except Exception as exc:  # noqa: BLE001 - re-raised with the object named
+                raise TableFileError(f"s3://{bucket}/{key}: cannot read table file: {exc}") from exc
         self.chunk = chunk
         self.h = hashlib.sha256()
         self.z = zlib.decompressobj(31)
@@ -164,7 +167,8 @@ class S3GzipReader:
                                  f"manifest's {self.expected}: refusing to import")
 
 
-def object_sha256(client, bucket: str, key: str, chunk: int = 1024 * 1024) -> str:
+def object_sha256(client, bucket: str, key: str, chunk: int = 1024 * 1024, spool=None) -> str:
+    """sha256 of an object, streamed; the bytes are also written to ``spool`` if given."""
     try:
         body = client.get_object(Bucket=bucket, Key=key)["Body"]
     except Exception as exc:  # noqa: BLE001
@@ -175,6 +179,8 @@ def object_sha256(client, bucket: str, key: str, chunk: int = 1024 * 1024) -> st
         if not b:
             return h.hexdigest()
         h.update(b)
+        if spool is not None:
+            spool.write(b)
 
 
 def put_json(client, bucket: str, key: str, obj) -> None:

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from conftest import BUCKET, SECRET, SOURCE_KEY, TARGET_KEY, connect, get_json
+from mig_harness import BUCKET, SECRET, SOURCE_KEY, TARGET_KEY, connect, get_json
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -20,6 +20,7 @@ PAIRS = [
     ("2.10.3", "2.11.0", "2.7.2"),        # source created by 2.7.2, upgraded in place to 2.10.3
 ]
 SKIPPED = ("running", "queued")
+CONF_TEXT = 'line one\nline two with "double" and \'single\' quotes, a comma, ünïcødé — 日本語 ✓'  # seed.py
 
 
 def _rows(db, sql, args=()):
@@ -61,7 +62,15 @@ def _readback(version, db):
         "s = settings.Session()\n"
         "v = {x.key: x.val for x in s.query(Variable).all()}\n"
         "c = s.query(Connection).filter_by(conn_id='seed_conn').one()\n"
+        "from airflow.models import Trigger\n"
+        "tk = [t.kwargs for t in s.query(Trigger).all()]\n"
+        "from airflow.models import DagRun, TaskInstance, Log\n"
+        "runs = s.query(DagRun).all()\n"
+        "orm = {'dag_run': len(runs), 'confs': sum(1 for r in runs if r.conf),\n"
+        "       'task_instance': len([(t.state, t.executor_config) for t in s.query(TaskInstance).all()]),\n"
+        "       'log': s.query(Log).count()}\n"
         "print(json.dumps({'vars': v, 'password': c.password, 'extra': c.extra,\n"
+        "                  'trigger_notes': [k['note'] for k in tk], 'orm': orm,\n"
         "                  'enc': [x.is_encrypted for x in s.query(Variable).all()]}))\n")
     p = airflow_envs.run_python(version, ["-c", code], db_url=pgcluster.url(db), fernet_key=TARGET_KEY)
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -183,6 +192,10 @@ def test_round_trip(source, target, created_by, make_db, cli, s3):
     assert json.loads(back["vars"]["seed_json"])["a"] == [1, 2]
     assert back["password"] == SECRET and json.loads(back["extra"])["token"] == SECRET
     assert all(back["enc"])
+    # the target's ORM loads every migrated run and task instance (enum/type values valid)
+    assert back["orm"]["dag_run"] == len(runs_dst) and back["orm"]["confs"] > 0
+    assert back["orm"]["task_instance"] == len(ti_dst)
+    assert back["trigger_notes"] == [CONF_TEXT]  # trigger kwargs re-encrypted where the target encrypts
     raw = _rows(dst, "SELECT val FROM variable WHERE key='seed_secret'")[0][0]
     assert SECRET not in raw
 
