@@ -199,6 +199,21 @@ def test_export_version_disagrees_with_flag(tmp_path):
         plan_for("--from-export", str(root), "--source-version", "2.10.3")
 
 
+def test_export_of_an_unsupported_or_newer_version(tmp_path):
+    root = make_export(tmp_path / "m-1", source="2.11.0")
+    with pytest.raises(UsageError, match=r"--from-export .*: the export was made by Airflow "
+                                         r"2\.11\.0 \(.*downgrades are not allowed"):
+        plan_for("--from-export", str(root), "--target-version", "2.10.3")
+    with pytest.raises(UsageError, match=r"^--target-version 3\.3\.1: the metadata DAGs"):
+        plan_for("--from-export", str(root), "--target-version", "3.3.1")
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["source_airflow_version"] = "2.6.3"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UsageError, match=r"made by Airflow 2\.6\.3 \(--source-version 2\.6\.3: "
+                                         r"unknown Airflow version"):
+        plan_for("--from-export", str(root))
+
+
 def test_export_not_a_directory(tmp_path):
     with pytest.raises(UsageError, match=r"not a directory"):
         plan_for("--from-export", str(tmp_path / "nope"))

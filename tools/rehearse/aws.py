@@ -97,17 +97,12 @@ class MotoStack:
                 logs.create_log_group(logGroupName=group)
 
     # helpers for the rehearsal ---------------------------------------------------------
-    def upload_folder(self, folder: str, prefix: str) -> int:
-        """Upload every file under ``folder`` to ``prefix`` (keys keep relative paths)."""
+    def upload_files(self, folder: str, keys: list[str], prefix: str) -> int:
+        """Upload ``folder/key`` to ``prefix + key`` for each key (relative, "/"-separated)."""
         s3 = self.client("s3")
-        count = 0
-        for dirpath, _dirs, files in os.walk(folder):
-            for name in sorted(files):
-                path = os.path.join(dirpath, name)
-                rel = os.path.relpath(path, folder).replace(os.sep, "/")
-                s3.upload_file(path, self.bucket, prefix + rel)
-                count += 1
-        return count
+        for key in keys:
+            s3.upload_file(os.path.join(folder, *key.split("/")), self.bucket, prefix + key)
+        return len(keys)
 
     def get_json(self, key: str) -> Optional[dict]:
         import json

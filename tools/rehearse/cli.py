@@ -97,7 +97,12 @@ def validate(args: argparse.Namespace, environ: Optional[dict] = None) -> dict:
                              f"{args.from_export} was made by Airflow {msrc}")
         plan.update(mode="from-export", source=msrc, manifest=manifest,
                     export_dir=str(Path(args.from_export).resolve()))
-        checks.check_pair(msrc, args.target_version)
+        checks.check_version("--target-version", args.target_version)
+        try:
+            checks.check_pair(msrc, args.target_version)
+        except UsageError as exc:
+            raise UsageError(f"--from-export {args.from_export}: the export was made by "
+                             f"Airflow {msrc} ({exc})") from None
         return plan
     source = args.source_version or DEFAULT_SOURCE
     checks.check_pair(source, args.target_version)
@@ -397,8 +402,12 @@ class Rehearsal:
 
     def upload_export(self) -> dict:
         with self.step("upload export"):
-            n = self.moto.upload_folder(self.plan["export_dir"],
-                                        f"{self.prefix}{self.migration_id}/")
+            # only what the export wrote: a report.json or import state of an earlier
+            # import in the same download must not stand in for this run's
+            manifest = self.plan["manifest"]
+            keys = [m["key"] for m in manifest["tables"].values()] + ["manifest.json"]
+            n = self.moto.upload_files(self.plan["export_dir"], keys,
+                                       f"{self.prefix}{self.migration_id}/")
             self.out(f"  {n} files to s3://{self.moto.bucket}/{self.prefix}{self.migration_id}/")
             return self.plan["manifest"]
 
