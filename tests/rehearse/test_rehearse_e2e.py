@@ -63,6 +63,7 @@ def assert_all_accounted(report: dict, first_step: str = "export") -> None:
     assert sum(t["exported"] for t in tables.values()) > 0
     assert report["secrets"]["variables"]["readable_in_target"] > 0
     assert report["secrets"]["connections"]["readable_in_target"] > 0
+    assert report["rerun"]["ok"] and report["rerun"]["inserted"] == 0
     assert {s["name"] for s in report["steps"]} >= {first_step, "import", "verify"}
     assert all(s["status"] == "ok" for s in report["steps"])
     for step in ("import", "verify"):

@@ -1,5 +1,5 @@
 """The verdict: every exported row accounted for, checked three ways (pure functions)."""
-from tools.rehearse.report import render, secrets_check, table_accounting, verdict
+from tools.rehearse.report import render, rerun_check, secrets_check, table_accounting, verdict
 
 MANIFEST = {"tables": {"dag_run": {"rows": 10}, "slot_pool": {"rows": 2}}}
 
@@ -80,3 +80,14 @@ def test_render_lists_tables_rejections_steps_and_kept():
     assert "dag_run: dangling run x 1  e.g. r1" in text
     assert "export" in text and "120 MB" in text
     assert "target_fernet_key: KEY" in text
+
+
+def test_second_import_must_be_a_noop():
+    second = rep(dag_run={"exported": 10, "inserted": 0, "already_present": 10, "rejected": 0})
+    ok = rerun_check(second, {"dag_run": 10}, {"dag_run": 10})
+    assert ok["ok"] and ok["target_unchanged"] and ok["inserted"] == 0
+    again = rep(dag_run={"exported": 10, "inserted": 2, "already_present": 8, "rejected": 0})
+    bad = rerun_check(again, {"dag_run": 10}, {"dag_run": 12})
+    assert bad["ok"] is False
+    assert bad["problems"] == ["dag_run: 2 rows inserted again", "dag_run: target went from 10 to 12 rows"]
+    assert verdict({}, {}, {"all_rows_accounted": True}, None, bad)["ok"] is False

@@ -30,7 +30,7 @@ from mwaa_common import versions as V
 
 from . import checks, procs
 from .checks import UsageError
-from .report import render, secrets_check, table_accounting, verdict
+from .report import render, rerun_check, secrets_check, table_accounting, verdict
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -425,13 +425,13 @@ class Rehearsal:
             conn.close()
         return out
 
-    def import_(self, url: str) -> dict:
-        with self.step("import"):
+    def import_(self, url: str, name: str = "import") -> dict:
+        with self.step(name):
             conf = self.conf(source_environment=self.source_env,
                              target_environment=self.target_env,
                              task_log_days=self.task_log_days(),
                              task_log_states=list(TASK_LOG_STATES))
-            self.child("import", library_argv(self._python(self.target), "import", url,
+            self.child(name, library_argv(self._python(self.target), "import", url,
                                               self.moto.bucket, self.prefix, conf,
                                               self.target_key),
                        self.airflow_env(self.target, url, self.target_key, "target"))
@@ -512,7 +512,11 @@ class Rehearsal:
             r["tables"] = tables
             r["secrets"] = secrets
             r["task_logs"] = self.task_log_summary(import_report.get("task_logs"))
-            r["verdict"] = verdict(tables, secrets, import_report, r["task_logs"])
+        # the same import again must change nothing (a retried db_import in AWS is safe)
+        second = self.import_(tgt_url, "import again")
+        with self.step("verify again"):
+            r["rerun"] = rerun_check(second, after, self.counts(tgt_url, manifest.get("tables", {})))
+        r["verdict"] = verdict(tables, secrets, import_report, r["task_logs"], r["rerun"])
         if p["keep"]:
             saved = self.save_export()
             r["kept"] = {"source_db": self.urls.get("source") or checks.mask_url(p.get("source_db", "")),

@@ -76,14 +76,36 @@ def secrets_check(kind: str, exported: Optional[int], target: dict,
     return out
 
 
+def rerun_check(second_report: dict, after_first: dict, after_second: dict) -> dict:
+    """The import run a second time: nothing inserted, every row already there or rejected
+    again, and no table of the target changed size."""
+    problems = []
+    inserted = 0
+    for name, t in sorted(second_report.get("tables", {}).items()):
+        inserted += t.get("inserted", 0)
+        if t.get("inserted", 0):
+            problems.append(f"{name}: {t['inserted']} rows inserted again")
+        if t.get("exported") != t.get("already_present", 0) + t.get("rejected", 0) + t.get("inserted", 0):
+            problems.append(f"{name}: rows unaccounted in the second run")
+    changed = {n: (after_first[n], after_second.get(n)) for n in after_first
+               if after_first[n] != after_second.get(n)}
+    for name, (a, b) in sorted(changed.items()):
+        problems.append(f"{name}: target went from {a} to {b} rows")
+    return {"inserted": inserted, "target_unchanged": not changed,
+            "all_rows_accounted": bool(second_report.get("all_rows_accounted")),
+            "ok": not problems and bool(second_report.get("all_rows_accounted")),
+            "problems": problems}
+
+
 def verdict(tables: dict, secrets: dict, import_report: dict,
-            task_logs: Optional[dict] = None) -> dict:
+            task_logs: Optional[dict] = None, rerun: Optional[dict] = None) -> dict:
     accounted = all(t["ok"] for t in tables.values()) and bool(
         import_report.get("all_rows_accounted", False))
     secrets_ok = all(s["ok"] for s in secrets.values())
     logs_ok = task_logs is None or task_logs.get("ok", True)
+    rerun_ok = rerun is None or rerun["ok"]
     return {"all_rows_accounted": accounted, "secrets_ok": secrets_ok, "task_logs_ok": logs_ok,
-            "ok": accounted and secrets_ok and logs_ok}
+            "rerun_is_noop": rerun_ok, "ok": accounted and secrets_ok and logs_ok and rerun_ok}
 
 
 def _n(v) -> str:
@@ -99,7 +121,8 @@ def render(report: dict) -> str:
     if r.get("error"):
         head += f": FAILED: {r['error']}"
     elif v.get("ok"):
-        head += ": OK, every exported row accounted for; variables and connections readable"
+        head += (": OK, every exported row accounted for; variables and connections readable"
+                 + ("; a second import changes nothing" if report.get("rerun") else ""))
     else:
         head += ": NOT OK (see problems below)"
     lines.append(head)
@@ -150,6 +173,12 @@ def render(report: dict) -> str:
                          + ("" if logs.get("ok") else "  NOT ALL COPIED"))
         else:
             lines.append(f"task logs: not rehearsed ({logs.get('why_not')})")
+    rerun = report.get("rerun")
+    if rerun:
+        lines.append(f"import run again: {rerun['inserted']} rows inserted, target "
+                     f"{'unchanged' if rerun['target_unchanged'] else 'CHANGED'}"
+                     + ("" if rerun["ok"] else "  NOT A NO-OP"))
+        lines += [f"  problem: {p}" for p in rerun["problems"]]
     steps = report.get("steps") or []
     if steps:
         lines.append("")
