@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -607,6 +608,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {type(exc).__name__}: {exc} (traceback: {tb})", file=sys.stderr,
               flush=True)
     finally:
+        # a second Ctrl-C must not leave half of the cleanup undone (it is bounded: ~10 s)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         run.cleanup()
     rep = run.report
     rep.setdefault("rehearsal", {}).setdefault("source_version", run.source)
