@@ -31,12 +31,9 @@ def export_tables(**context):
     import boto3
     from mwaa_migration import convert, dbio, export, runtime
     c = _conf(context, False)
-    conn = dbio.airflow_connection()
-    try:
+    with dbio.airflow_connection() as conn:
         m = export.run_export(conn, boto3.client("s3"), c, airflow_version=runtime.airflow_version(),
                               fernet=convert.airflow_fernet(), progress=log.info)
-    finally:
-        conn.close()
     return {t: e["rows"] for t, e in m["tables"].items()}
 
 
@@ -54,14 +51,11 @@ def import_tables(**context):
     import boto3
     from mwaa_migration import convert, dbio, importer, runtime
     c = _conf(context, True)
-    conn = dbio.airflow_connection()
-    try:
+    with dbio.airflow_connection() as conn:
         r = importer.run_import(conn, boto3.client("s3"), c,
                                 target_airflow_version=runtime.airflow_version(),
                                 fernet=convert.airflow_fernet(),
                                 logs_client_factory=lambda: boto3.client("logs"), progress=log.info)
-    finally:
-        conn.close()
     return {"all_rows_accounted": r.get("all_rows_accounted"), "finished_at": r.get("finished_at")}
 
 
@@ -78,8 +72,5 @@ def cutover(**context):
     done = ti.xcom_pull(task_ids="import_tables") or {}
     imported_at = datetime.datetime.fromisoformat(done["finished_at"]) if done.get("finished_at") \
         else datetime.datetime.now(datetime.timezone.utc)
-    conn = dbio.airflow_connection()
-    try:
+    with dbio.airflow_connection() as conn:
         return cut.run_cutover(conn, m["active_dags"], imported_at, progress=log.info)
-    finally:
-        conn.close()

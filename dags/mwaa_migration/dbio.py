@@ -1,6 +1,8 @@
 """Thin PostgreSQL I/O: connections, reflection from pg_catalog, pause state, sequences."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from mwaa_migration import rules
 
 
@@ -17,16 +19,20 @@ def connect(url: str):
     return psycopg2.connect(**{k: v for k, v in kw.items() if v is not None})
 
 
+@contextmanager
 def airflow_connection():
-    """psycopg2 connection of the running Airflow (inside a 2.x task)."""
+    """psycopg2 connection of the running Airflow (inside a 2.x task), from its engine's pool."""
     from airflow import settings
     if settings.engine is None:
         settings.configure_orm()
     if settings.engine.dialect.name != "postgresql":
         raise RuntimeError(f"metadata database is {settings.engine.dialect.name}, "
                            "only PostgreSQL is supported")
-    raw = settings.engine.raw_connection()
-    return getattr(raw, "dbapi_connection", None) or raw.connection
+    fairy = settings.engine.raw_connection()
+    try:
+        yield getattr(fairy, "dbapi_connection", None) or fairy.connection
+    finally:
+        fairy.close()  # back to the pool (rolled back there)
 
 
 def schema_revision(cur) -> str:
