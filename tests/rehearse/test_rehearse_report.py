@@ -91,3 +91,9 @@ def test_second_import_must_be_a_noop():
     assert bad["ok"] is False
     assert bad["problems"] == ["dag_run: 2 rows inserted again", "dag_run: target went from 10 to 12 rows"]
     assert verdict({}, {}, {"all_rows_accounted": True}, None, bad)["ok"] is False
+
+
+def test_second_import_must_not_copy_task_logs_again():
+    second = rep(dag_run={"exported": 1, "inserted": 0, "already_present": 1, "rejected": 0})
+    second["task_logs"] = {"streams_copied": 3, "streams_skipped": 2}
+    assert rerun_check(second, {}, {})["problems"] == ["task logs: 3 streams copied again"]

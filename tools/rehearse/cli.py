@@ -220,7 +220,9 @@ class Rehearsal:
                     side: str) -> dict:
         from tools import airflow_envs
 
-        extra = {"PYTHONPATH": str(DAGS)}
+        # deprecation chatter of old versions would drown the progress lines
+        extra = {"PYTHONPATH": str(DAGS),
+                 "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning"}
         if self.moto is not None:
             extra.update(self.moto.env())
         env = airflow_envs.airflow_env(version, db_url, fernet_key=key,
@@ -382,8 +384,7 @@ class Rehearsal:
         out = self.run_dir / f"probe-{side}.json"
         self.child(f"read secrets ({side})",
                    [str(self._python(version)), str(Path(__file__).with_name("probe.py")),
-                    str(out)], {**self.airflow_env(version, url, key, side),
-                                "PYTHONWARNINGS": "ignore"})
+                    str(out)], self.airflow_env(version, url, key, side))
         return json.loads(out.read_text())
 
     def conf(self, **extra) -> str:

@@ -87,6 +87,9 @@ def rerun_check(second_report: dict, after_first: dict, after_second: dict) -> d
             problems.append(f"{name}: {t['inserted']} rows inserted again")
         if t.get("exported") != t.get("already_present", 0) + t.get("rejected", 0) + t.get("inserted", 0):
             problems.append(f"{name}: rows unaccounted in the second run")
+    logs = second_report.get("task_logs") or {}
+    if logs.get("streams_copied"):
+        problems.append(f"task logs: {logs['streams_copied']} streams copied again")
     changed = {n: (after_first[n], after_second.get(n)) for n in after_first
                if after_first[n] != after_second.get(n)}
     for name, (a, b) in sorted(changed.items()):
