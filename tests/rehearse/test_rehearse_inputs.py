@@ -53,6 +53,21 @@ def test_bad_versions(argv, message):
         plan_for(*argv)
 
 
+def test_version_the_library_rules_do_not_know(monkeypatch):
+    rules = checks.library_rules()
+    if rules is None:
+        pytest.skip("the metadata library is not in this checkout")
+    monkeypatch.setitem(V.VERSIONS, "2.10.1", {**V.VERSIONS["2.10.1"], "alembic_head": "0123456789ab"})
+    with pytest.raises(UsageError, match=r"--source-version 2\.10\.1: its schema \(alembic "
+                                         r"revision 0123456789ab\) is not in the migration "
+                                         r"library's rule table"):
+        plan_for("--source-version", "2.10.1")
+    monkeypatch.setitem(rules.REVISIONS, "0123456789ab", "2.9.2")
+    with pytest.raises(UsageError, match=r"versions says schema family 2\.10\.3, the migration "
+                                         r"library's rules say 2\.9\.2"):
+        plan_for("--source-version", "2.10.1")
+
+
 def test_supported_versions_follow_the_table():
     assert checks.supported_versions() == [
         v for v in V.known_versions() if V.VERSIONS[v]["migration_schema"]]

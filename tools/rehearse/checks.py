@@ -40,10 +40,49 @@ def check_version(flag: str, version: str) -> None:
             f"supported: {', '.join(supported_versions())}")
 
 
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+def library_rules():
+    """The migration library's rule table (dags/mwaa_migration/rules.py), None if absent."""
+    if not (DAGS / "mwaa_migration" / "rules.py").exists():
+        return None
+    import sys
+
+    if str(DAGS) not in sys.path:
+        sys.path.insert(0, str(DAGS))
+    from mwaa_migration import rules
+
+    return rules
+
+
+def check_library_knows(flag: str, version: str) -> None:
+    """The library must know the version's schema revision (its REVISIONS table), and put it
+    in the family ``migration_schema`` names; otherwise its export/import would refuse it."""
+    rules = library_rules()
+    if rules is None or not hasattr(rules, "REVISIONS"):
+        return
+    head = V.alembic_head(version)
+    family = rules.REVISIONS.get(head)
+    if family is None:
+        raise UsageError(
+            f"{flag} {version}: its schema (alembic revision {head}) is not in the migration "
+            f"library's rule table (dags/mwaa_migration/rules.py REVISIONS), so db_export/"
+            f"db_import cannot handle it yet; known: "
+            f"{', '.join(f'{r} (Airflow {f})' for r, f in rules.REVISIONS.items())}")
+    expected = V.info(version)["migration_schema"]
+    if family != expected:
+        raise UsageError(
+            f"{flag} {version}: mwaa_common.versions says schema family {expected}, the "
+            f"migration library's rules say {family} for revision {head}; fix one of them")
+
+
 def check_pair(source: str, target: str) -> V.UpgradePath:
     """Both versions supported and MWAA allows moving ``source`` to ``target`` at all."""
     check_version("--source-version", source)
     check_version("--target-version", target)
+    check_library_knows("--source-version", source)
+    check_library_knows("--target-version", target)
     path = V.upgrade_path(source, target)
     if not path.allowed:
         raise UsageError(
