@@ -45,6 +45,7 @@ class MotoStack:
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
         self._wait_ready(host, port)
+        self._reset()
         self._create_resources()
         return self
 
@@ -57,6 +58,14 @@ class MotoStack:
     def _wait_ready(host: str, port: int) -> None:
         with socket.create_connection((host, port), timeout=5):
             pass
+
+    def _reset(self) -> None:
+        """moto keeps its state per process: start from nothing, as a new account would."""
+        import urllib.request
+
+        req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
 
     def env(self) -> dict[str, str]:
         """Environment variables that point boto3 in a child process at this server."""
