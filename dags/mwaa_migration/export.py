@@ -42,8 +42,8 @@ def _export_python(cur, table, columns, sql, source_types, writer, fernet, stats
              if src in columns}
     out_cols = list(columns) + list(extra)
     idx = {c: i for i, c in enumerate(columns)}
-    text_sql = sql.replace("SELECT ", "SELECT ", 1)
-    inner = f"SELECT {', '.join(f'q.{chr(34)}{c}{chr(34)}::text' for c in columns)} FROM ({text_sql}) q"
+    as_text = ", ".join(f'q."{c}"::text' for c in columns)
+    inner = f"SELECT {as_text} FROM ({sql}) q"
     writer.write(",".join(out_cols).encode() + b"\n")
     n = 0
     failures = 0

@@ -12,6 +12,7 @@ from mwaa_migration.export import keys
 
 log = logging.getLogger("mwaa_migration.import")
 SAMPLE = 3
+COPY_CHUNK = 1024 * 1024
 
 
 class ImportError_(RuntimeError):  # noqa: N801 - "ImportError" is a builtin
@@ -118,7 +119,8 @@ def load_table(conn, s3, conf, manifest, p, offsets, fernet, log_filter=None, pr
             cols = ", ".join(f'"{c}" text' for c in p["staging_columns"])
             cur.execute(f"CREATE TEMP TABLE {stg} ({cols}) ON COMMIT DROP")
             collist = ", ".join(f'"{c}"' for c in p["staging_columns"])
-            cur.copy_expert(f"COPY {stg} ({collist}) FROM STDIN WITH (FORMAT csv, HEADER true)", reader)
+            cur.copy_expert(f"COPY {stg} ({collist}) FROM STDIN WITH (FORMAT csv, HEADER true)", reader,
+                            size=COPY_CHUNK)
             staged = cur.rowcount
             reader.verify()
             if staged is None or staged < 0:

@@ -6,6 +6,7 @@ import json
 import zlib
 
 PART_SIZE = 8 * 1024 * 1024  # S3 parts must be >= 5 MiB (except the last)
+MAX_OUT = 4 * 1024 * 1024  # most decompressed bytes held at once by a reader
 
 
 class S3Writer:
@@ -106,12 +107,21 @@ class S3GzipReader:
         self.h = hashlib.sha256()
         self.z = zlib.decompressobj(31)
         self.pending = b""
+        self.pos = 0
         self.eof = False
         self.columns = columns
         self.header_checked = False
 
     def _fill(self):
+        # decompressed output is capped per call (max_length): a highly compressible file
+        # must not turn one compressed chunk into hundreds of MB in memory
         while not self.pending and not self.eof:
+            if self.z.unconsumed_tail:
+                try:
+                    self.pending = self.z.decompress(self.z.unconsumed_tail, MAX_OUT)
+                except zlib.error as exc:
+                    raise TableFileError(f"s3://{self.bucket}/{self.key}: corrupt gzip: {exc}") from None
+                continue
             raw = self.body.read(self.chunk)
             if not raw:
                 self.eof = True
@@ -124,7 +134,7 @@ class S3GzipReader:
                 break
             self.h.update(raw)
             try:
-                self.pending = self.z.decompress(raw)
+                self.pending = self.z.decompress(raw, MAX_OUT)
             except zlib.error as exc:
                 raise TableFileError(f"s3://{self.bucket}/{self.key}: corrupt gzip: {exc}") from None
 
@@ -145,13 +155,17 @@ class S3GzipReader:
         self.header_checked = True
 
     def read(self, size: int = -1) -> bytes:
+        # pending[pos:] is what is left of the last decompressed chunk; slicing from an offset
+        # keeps each read O(size) (re-slicing the remainder would be quadratic per chunk)
         if not self.header_checked:
             self._check_header()
-        self._fill()
-        if size is None or size < 0 or size >= len(self.pending):
-            out, self.pending = self.pending, b""
-        else:
-            out, self.pending = self.pending[:size], self.pending[size:]
+        if self.pos >= len(self.pending):
+            self.pending, self.pos = b"", 0
+            self._fill()
+        if size is None or size < 0:
+            size = len(self.pending) - self.pos
+        out = self.pending[self.pos:self.pos + size]
+        self.pos += len(out)
         return out
 
     def readline(self, size: int = -1) -> bytes:  # psycopg2 only uses read(); for completeness
@@ -159,7 +173,7 @@ class S3GzipReader:
 
     def verify(self):
         while not self.eof:
-            self.pending = b""
+            self.pending, self.pos = b"", 0
             self._fill()
         got = self.h.hexdigest()
         if got != self.expected:
