@@ -179,6 +179,7 @@ class Rehearsal:
         self.urls: dict[str, str] = {}
         self.moto = None
         self.pg_started_by_us = False
+        self.streams_seeded = 0
         self.report: dict = {}
         self._peak: Optional[int] = None
 
@@ -348,7 +349,7 @@ class Rehearsal:
         """Write a CloudWatch stream per try of every failed task instance of the last days,
         named as the source version's Airflow names them (the library's own naming table)."""
         if not self.task_log_days():
-            self.report["task_log_streams_seeded"] = 0
+            self.streams_seeded = 0
             return
         with self.step("seed task logs"):
             if str(DAGS) not in sys.path:
@@ -376,7 +377,7 @@ class Rehearsal:
                         [f"[rehearsal] {ti['dag_id']}.{ti['task_id']} try {attempt} line {i}"
                          for i in range(3)], now_ms + attempt * 1000)
                     n += 1
-            self.report["task_log_streams_seeded"] = n
+            self.streams_seeded = n
             self.out(f"  {n} streams for {len(tis)} task instances in "
                      f"airflow-{self.source_env}-Task")
 
@@ -443,7 +444,7 @@ class Rehearsal:
             return rep
 
     def task_log_summary(self, imported: Optional[dict]) -> dict:
-        seeded = self.report.get("task_log_streams_seeded", 0)
+        seeded = self.streams_seeded
         out = {"rehearsed": bool(self.task_log_days()), "source_streams": seeded,
                "target_streams": self.moto.count_log_streams(self.target_env),
                "import": imported}
