@@ -5,6 +5,7 @@ venvs are reused between runs. Nothing here asserts timings.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -130,6 +131,7 @@ def test_keep_then_check_the_export_folder(tmp_path):
     finally:
         for name in databases_of(run_id):
             pgcluster.drop_database(name)
+        shutil.rmtree(report["rehearsal"]["log_dir"], ignore_errors=True)  # the saved export
 
 
 def _descendants(pid: int) -> set[int]:
@@ -204,11 +206,11 @@ def test_ctrl_c_leaves_nothing_running(tmp_path, monkeypatch):
         assert not pgcluster._accepts(port), "the PostgreSQL this run started is still up"
         pgcluster.ensure()  # the same cluster again: the run's databases are gone
         assert databases_of(report["rehearsal"]["run_id"]) == []
+        assert list(Path(report["rehearsal"]["log_dir"]).glob("*-export.log"))  # kept: not clean
+        shutil.rmtree(report["rehearsal"]["log_dir"])
     finally:
         if proc.poll() is None:
             proc.kill()
         pgcluster.stop()
-        import shutil
-
         shutil.rmtree(pgdir, ignore_errors=True)
         (pgdir.parent / f"{pgdir.name}.lock").unlink(missing_ok=True)
