@@ -40,6 +40,21 @@ def data_dir() -> Path:
     return Path(os.environ.get("MWAA_UPGRADE_PG_DIR", REPO / ".cache" / "pg")).resolve()
 
 
+def _usable_by_owner(ddir: Path) -> Path:
+    """The postgres OS user must reach the data dir; a clone under /root is not reachable,
+    so fall back to a per-clone folder under /tmp (unless the dir was set explicitly)."""
+    if os.geteuid() != 0 or "MWAA_UPGRADE_PG_DIR" in os.environ:
+        return ddir
+    parent = ddir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    ok = subprocess.run(["runuser", "-u", SUPERUSER, "--", "test", "-x", str(parent)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    if ok:
+        return ddir
+    import hashlib
+    return Path("/tmp") / f"mwaa-upgrade-pg-{hashlib.sha256(str(REPO).encode()).hexdigest()[:10]}"
+
+
 def _accepts(p: int) -> bool:
     try:
         with socket.create_connection((HOST, p), timeout=1):
@@ -110,6 +125,7 @@ def ensure() -> dict:
         if _accepts(p):
             return params()
         bindir = _bindir() or _install()
+        ddir = _usable_by_owner(ddir)
         if not (ddir / "PG_VERSION").exists():
             ddir.mkdir(parents=True, exist_ok=True)
             if os.geteuid() == 0:
@@ -135,7 +151,7 @@ def ensure() -> dict:
 
 
 def stop() -> None:
-    ddir = data_dir()
+    ddir = _usable_by_owner(data_dir())
     bindir = _bindir()
     if bindir and (ddir / "postmaster.pid").exists():
         subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(ddir), "-m", "fast", "stop"]),

@@ -131,6 +131,8 @@ def seed(rows: int) -> dict:
                 state = "queued"
             if k == 2 and task_id == "load":
                 state = "deferred"
+            if k == 3 and task_id == "load":
+                state = "shutdown"  # legacy state: Airflow 3 has none, the import maps it
             start = logical + dt.timedelta(minutes=1)
             end = None if state in ("running", "queued", "deferred") else now - dt.timedelta(hours=k)
             ti = {"dag_id": dag_id, "task_id": task_id, "run_id": run_id, "map_index": mi,

@@ -98,7 +98,7 @@ def export_table(conn, s3, conf, table, source_cols, fernet, progress=None) -> d
     for c in rules.TABLES[table].get("export_join", {}):
         types[c] = "text"
     key = k["table"](table)
-    sink = s3io.S3Writer(s3, conf["bucket"], key)
+    sink = s3io.S3Writer(s3, conf["bucket"], key, progress=progress)
     gz = s3io.GzipWriter(sink)
     stats: dict = {}
     spec = rules.TABLES[table]

@@ -12,8 +12,9 @@ MAX_OUT = 4 * 1024 * 1024  # most decompressed bytes held at once by a reader
 class S3Writer:
     """File-like sink: bytes written are uploaded in parts; sha256 and size are tracked."""
 
-    def __init__(self, client, bucket: str, key: str, part_size: int = PART_SIZE):
+    def __init__(self, client, bucket: str, key: str, part_size: int = PART_SIZE, progress=None):
         self.client, self.bucket, self.key, self.part_size = client, bucket, key, part_size
+        self.progress = progress
         self.buf = bytearray()
         self.sha256 = hashlib.sha256()
         self.size = 0
@@ -37,6 +38,8 @@ class S3Writer:
                                        PartNumber=n, Body=bytes(self.buf))
         self.parts.append({"ETag": resp["ETag"], "PartNumber": n})
         self.buf = bytearray()
+        if self.progress and n % 8 == 0:
+            self.progress(f"{self.key}: {self.size // (1024 * 1024)} MiB compressed uploaded so far")
 
     def flush(self):
         pass

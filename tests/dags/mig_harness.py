@@ -71,7 +71,14 @@ def template(version: str, *, seeded: bool, upgraded_from: str | None = None) ->
         conn = _admin()
         with conn.cursor() as cur:
             cur.execute(f'ALTER DATABASE "{tmp}" RENAME TO "{name}"')
+            # templates of an older seed/pin set are never used again
+            stem = name.rsplit("_", 1)[0] + "\\_"
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s AND datname <> %s "
+                        "AND datname NOT LIKE '%%\\_building'", (stem + "%", name))
+            stale = [r[0] for r in cur.fetchall() if len(r[0]) == len(name)]
         conn.close()
+        for old in stale:
+            pgcluster.drop_database(old)
     return name
 
 

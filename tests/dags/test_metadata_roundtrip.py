@@ -177,6 +177,13 @@ def test_round_trip(source, target, created_by, make_db, cli, s3):
                           "run_type = 'dataset_triggered'")
         assert runs == [(0,)]
         assert _rows(dst, "SELECT count(DISTINCT id) = count(*) FROM task_instance") == [(True,)]
+        # enum value renames: the legacy TI state arrives as failed
+        assert _rows(src, "SELECT count(*) FROM task_instance WHERE state = 'shutdown'") == [(1,)]
+        assert _rows(dst, "SELECT count(*) FROM task_instance WHERE state = 'shutdown'") == [(0,)]
+        assert _rows(dst, "SELECT state FROM task_instance WHERE (dag_id, task_id, run_id) IN "
+                          "(SELECT dag_id, 'load', run_id FROM dag_run) AND run_id = %s",
+                     (_rows(src, "SELECT run_id FROM task_instance WHERE state='shutdown'")[0][0],)) \
+            == [("failed",)]
 
     # sequences were moved past the imported ids: the target can insert new rows
     conn = connect(dst)
