@@ -15,7 +15,7 @@ STAGES ?= $(sort $(basename $(notdir $(wildcard config/*.yaml))))
 # every shipped pipeline: config/pipelines/<name>.yaml
 PIPELINES ?= $(sort $(basename $(notdir $(wildcard config/pipelines/*.yaml))))
 
-.PHONY: venv node test test-metadata bench-metadata synth review clean
+.PHONY: venv node test test-metadata bench-metadata synth review rehearse clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -82,6 +82,11 @@ review: venv
 	  $(PY) -m tools.review --cdk-out cdk.out/$$stage --title "$$title" \
 	    --out reports/review-$$stage.md "$${base[@]}"; \
 	done
+
+# Local rehearsal of a metadata migration (docs/rehearsal.md); flags through ARGS, e.g.
+# make rehearse ARGS="--source-version 2.9.2 --target-version 2.11.0 --rows 5000"
+rehearse: venv
+	$(PY) -m tools.rehearse $(ARGS)
 
 # metadata migration only (builds Airflow venvs in .venvs/ and a PostgreSQL cluster in .cache/pg on first use)
 test-metadata: venv

@@ -23,31 +23,45 @@ from typing import Optional
 #   (None = the DAGs cannot export/import it)
 # secrets_backend: the `secrets.backend` class of the Secrets Manager backend (moved from
 #   airflow.contrib to the Amazon provider with Airflow 2)
+# alembic_head: the alembic revision `airflow db migrate` of this version leaves in
+#   alembic_version (None = not recorded). 2.10.3/2.11.0/2.11.2 share one head; 2.10.1 stops
+#   at 2.10.0's last migration. Source: Airflow's migrations reference and schema-diff.md.
 _SM_CONTRIB = "airflow.contrib.secrets.aws_secrets_manager.SecretsManagerBackend"
 _SM_PROVIDER = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
 VERSIONS: dict[str, dict] = {
     "1.10.12": {"status": "retired", "rest_api": None, "metadata_db_from_tasks": True,
-                "migration_schema": None, "secrets_backend": _SM_CONTRIB},
+                "migration_schema": None, "secrets_backend": _SM_CONTRIB,
+                "alembic_head": None},
     "2.7.2": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-              "migration_schema": "2.7.2", "secrets_backend": _SM_PROVIDER},
+              "migration_schema": "2.7.2", "secrets_backend": _SM_PROVIDER,
+              "alembic_head": "405de8318b3a"},
     "2.8.1": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-              "migration_schema": "2.8.1", "secrets_backend": _SM_PROVIDER},
+              "migration_schema": "2.8.1", "secrets_backend": _SM_PROVIDER,
+              "alembic_head": "88344c1d9134"},
     "2.9.2": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-              "migration_schema": "2.9.2", "secrets_backend": _SM_PROVIDER},
+              "migration_schema": "2.9.2", "secrets_backend": _SM_PROVIDER,
+              "alembic_head": "686269002441"},
     "2.10.1": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER},
+               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER,
+               "alembic_head": "22ed7efa9da2"},
     "2.10.3": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER},
+               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER,
+               "alembic_head": "5f2621c13b39"},
     "2.11.0": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER},
+               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER,
+               "alembic_head": "5f2621c13b39"},
     "2.11.2": {"status": "image-only", "rest_api": "v1", "metadata_db_from_tasks": True,
-               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER},
+               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER,
+               "alembic_head": "5f2621c13b39"},
     "3.0.6": {"status": "available", "rest_api": "v2", "metadata_db_from_tasks": False,
-              "migration_schema": "3.0.6", "secrets_backend": _SM_PROVIDER},
+              "migration_schema": "3.0.6", "secrets_backend": _SM_PROVIDER,
+              "alembic_head": "fe199e1abd77"},
     "3.2.1": {"status": "image-only", "rest_api": "v2", "metadata_db_from_tasks": False,
-              "migration_schema": None, "secrets_backend": _SM_PROVIDER},
+              "migration_schema": None, "secrets_backend": _SM_PROVIDER,
+              "alembic_head": None},
     "3.3.1": {"status": "image-only", "rest_api": "v2", "metadata_db_from_tasks": False,
-              "migration_schema": None, "secrets_backend": _SM_PROVIDER},
+              "migration_schema": None, "secrets_backend": _SM_PROVIDER,
+              "alembic_head": None},
 }
 
 # Environment classes. ``autoscaling`` False means min == max == 1 for workers.
@@ -193,3 +207,13 @@ def check_class(environment_class: str, *, schedulers: Optional[int] = None,
                                                ("min_webservers", min_webservers, "max_webservers", max_webservers)):
         if lo_val is not None and hi_val is not None and lo_val > hi_val:
             raise VersionError(f"{lo_field}={lo_val} is greater than {hi_field}={hi_val}")
+
+
+def alembic_head(version: str) -> Optional[str]:
+    """The alembic revision a database of ``version`` is at after ``airflow db migrate``."""
+    return info(version)["alembic_head"]
+
+
+def versions_at_revision(revision: str) -> list[str]:
+    """Every known version whose schema head is ``revision`` (empty if none)."""
+    return [v for v in known_versions() if VERSIONS[v]["alembic_head"] == revision]

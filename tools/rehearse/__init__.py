@@ -1,0 +1,1 @@
+"""Local rehearsal of an MWAA metadata migration (see docs/rehearsal.md)."""
