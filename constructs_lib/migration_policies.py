@@ -26,6 +26,8 @@ MIGRATION_REASONS = {
     "ReadExport": "guide step 4: read the export; narrowed to this migration's export prefix.",
     "WriteImportReport": "only {migration_id}/report.json under this migration's export prefix "
                          "(docs/contracts.md); the migration id is chosen at trigger time.",
+    "WriteImportState": "only import-state/*.json under this migration's export prefix (docs/contracts.md): "
+                        "one file per source/target database pair, named by a hash known at run time.",
     "ReadSourceTaskLogs": "guide step 4 (airflow-{source}*), narrowed to the source's Task log group; its "
                           "streams are named per DAG, run and task.",
 }
@@ -43,7 +45,9 @@ def _kms_via_s3(stack: cdk.Stack, bucket: s3.IBucket, key: kms.IKey, sid: str, a
 def source_export_statements(*, stack: cdk.Stack, bucket: s3.IBucket, key: kms.IKey, prefix: str) -> list[iam.PolicyStatement]:
     """db_export in the source: write its files under ``prefix`` (and see what it wrote)."""
     return [
-        iam.PolicyStatement(sid="WriteExport", actions=["s3:PutObject*"],
+        # AbortMultipartUpload: a failed table upload is cleaned up at once (the lifecycle rule
+        # only catches what is left after a day).
+        iam.PolicyStatement(sid="WriteExport", actions=["s3:PutObject*", "s3:AbortMultipartUpload"],
                             resources=[bucket.arn_for_objects(f"{prefix}*")]),
         # Re-runs: the export looks for its manifest before starting again (idempotency).
         iam.PolicyStatement(sid="ReadOwnExport", actions=["s3:GetObject"],
@@ -68,9 +72,12 @@ def target_import_statements(*, stack: cdk.Stack, bucket: s3.IBucket, key: kms.I
                             resources=[bucket.arn_for_objects(f"{prefix}*")]),
         iam.PolicyStatement(sid="ListExportPrefix", actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
                             conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}),
-        # docs/contracts.md: db_import writes {prefix}{migration_id}/report.json, nothing else.
+        # docs/contracts.md: db_import writes {prefix}{migration_id}/report.json and
+        # {prefix}import-state/{hash}.json (ids reserved in the target, reused by re-runs); nothing else.
         iam.PolicyStatement(sid="WriteImportReport", actions=["s3:PutObject"],
                             resources=[bucket.arn_for_objects(f"{prefix}*/report.json")]),
+        iam.PolicyStatement(sid="WriteImportState", actions=["s3:PutObject"],
+                            resources=[bucket.arn_for_objects(f"{prefix}import-state/*.json")]),
         _kms_via_s3(stack, bucket, key, "DecryptWithBucketKey", ["kms:Decrypt", "kms:GenerateDataKey"]),
     ]
     if source_environment is not None:

@@ -80,7 +80,8 @@ def expected_export(cfg) -> dict[str, dict]:
     b = f"arn:aws:s3:::{cfg.migration_bucket_name}"
     prefix = cfg.export_prefix
     return {
-        "WriteExport": {"Effect": "Allow", "Action": ["s3:PutObject*"], "Resource": [f"{b}/{prefix}*"]},
+        "WriteExport": {"Effect": "Allow", "Action": ["s3:AbortMultipartUpload", "s3:PutObject*"],
+                        "Resource": [f"{b}/{prefix}*"]},
         "ReadOwnExport": {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"{b}/{prefix}*"]},
         "ListExportPrefix": {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [b],
                              "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
@@ -99,6 +100,8 @@ def expected_import(cfg) -> dict[str, dict]:
                              "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
         "WriteImportReport": {"Effect": "Allow", "Action": ["s3:PutObject"],
                               "Resource": [f"{b}/{prefix}*/report.json"]},
+        "WriteImportState": {"Effect": "Allow", "Action": ["s3:PutObject"],
+                             "Resource": [f"{b}/{prefix}import-state/*.json"]},
         "DecryptWithBucketKey": _kms_statement(cfg, "DecryptWithBucketKey", ["kms:Decrypt", "kms:GenerateDataKey"]),
         "ReadSourceTaskLogs": {"Effect": "Allow", "Action": ["logs:DescribeLogStreams", "logs:GetLogEvents"],
                                "Resource": [group, f"{group}:log-stream:*"]},
