@@ -105,10 +105,3 @@ def validate(conf, *, for_import: bool) -> dict:
         if not isinstance(out[key], bool):
             _fail(key, out[key], "true or false")
     return out
-
-
-def run_id(migration_id: str, kind: str) -> str:
-    """Deterministic run id (docs/contracts.md §4)."""
-    if kind not in ("e", "i", "c"):
-        raise ValueError(kind)
-    return f"mig-{migration_id[:24]}-{kind}"
