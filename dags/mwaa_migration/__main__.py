@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -28,15 +29,21 @@ def _conf(args, for_import: bool) -> dict:
     return confmod.validate(raw, for_import=for_import)
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m mwaa_migration", description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=("export", "import"))
     ap.add_argument("--sql-alchemy-conn", required=True, help="metadata DB URL (PostgreSQL)")
     ap.add_argument("--bucket")
     ap.add_argument("--prefix")
     ap.add_argument("--conf-json", default="{}")
-    ap.add_argument("--fernet-key", help="Fernet key(s) of this database's environment")
-    args = ap.parse_args(argv)
+    ap.add_argument("--fernet-key", default=os.environ.get("AIRFLOW__CORE__FERNET_KEY"),
+                    help="Fernet key(s) of this database's environment (default: AIRFLOW__CORE__FERNET_KEY; "
+                         "prefer the variable, a flag is visible in the process list)")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
 
     import logging
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -245,16 +245,26 @@ def test_cli_exit_code_and_message_on_bad_input(tmp_path):
     assert not (tmp_path / "r.json").exists()  # nothing ran, nothing to report
 
 
-def test_library_argv_survives_a_key_that_starts_with_a_dash():
+def test_library_argv_keeps_the_fernet_key_out_of_the_process_list():
     import argparse
 
     from tools.rehearse.cli import library_argv
 
-    argv = library_argv(Path("/v/bin/python"), "import", "postgresql://u@h/d", "b", "p/",
-                        '{"bucket": "b"}', "-Abc_def=")
+    argv = library_argv(Path("/v/bin/python"), "import", "postgresql://u@h/d", "b", "-p/",
+                        '{"bucket": "b"}')
+    assert not any("fernet" in a.lower() for a in argv)
     ap = argparse.ArgumentParser()  # the library CLI's flags (python -m mwaa_migration)
     ap.add_argument("command")
-    for flag in ("--sql-alchemy-conn", "--bucket", "--prefix", "--conf-json", "--fernet-key"):
+    for flag in ("--sql-alchemy-conn", "--bucket", "--prefix", "--conf-json"):
         ap.add_argument(flag)
-    args = ap.parse_args(argv[3:])
-    assert (args.command, args.fernet_key, args.prefix) == ("import", "-Abc_def=", "p/")
+    args = ap.parse_args(argv[3:])  # a value starting with "-" is not taken for an option
+    assert (args.command, args.prefix) == ("import", "-p/")
+
+
+def test_library_cli_reads_the_key_from_the_environment(monkeypatch):
+    from mwaa_migration.__main__ import parse_args
+
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", "env-key")
+    assert parse_args(["export", "--sql-alchemy-conn=postgresql://u@h/d"]).fernet_key == "env-key"
+    monkeypatch.delenv("AIRFLOW__CORE__FERNET_KEY")
+    assert parse_args(["export", "--sql-alchemy-conn=postgresql://u@h/d"]).fernet_key is None

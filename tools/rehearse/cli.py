@@ -138,15 +138,15 @@ def validate(args: argparse.Namespace, environ: Optional[dict] = None) -> dict:
 
 
 def library_argv(python: Path, command: str, url: str, bucket: str, prefix: str,
-                 conf_json: str, fernet_key: str) -> list[str]:
+                 conf_json: str) -> list[str]:
     """``python -m mwaa_migration export|import ...`` in a version's venv.
 
-    Values are passed as ``--flag=value``: a Fernet key may start with "-", which argparse
-    would otherwise take for an option.
+    The Fernet key is not an argument: it travels in the child's environment
+    (AIRFLOW__CORE__FERNET_KEY, see ``airflow_env``), never in the process list. Values are
+    passed as ``--flag=value`` so none can be taken for an option.
     """
     return [str(python), "-m", "mwaa_migration", command, f"--sql-alchemy-conn={url}",
-            f"--bucket={bucket}", f"--prefix={prefix}", f"--conf-json={conf_json}",
-            f"--fernet-key={fernet_key}"]
+            f"--bucket={bucket}", f"--prefix={prefix}", f"--conf-json={conf_json}"]
 
 
 def _now() -> str:
@@ -395,8 +395,7 @@ class Rehearsal:
     def export(self, url: str) -> dict:
         with self.step("export"):
             self.child("export", library_argv(self._python(self.source), "export", url,
-                                              self.moto.bucket, self.prefix, self.conf(),
-                                              self.plan["source_key"]),
+                                              self.moto.bucket, self.prefix, self.conf()),
                        self.airflow_env(self.source, url, self.plan["source_key"], "source"))
             manifest = self.moto.get_json(f"{self.prefix}{self.migration_id}/manifest.json")
             if manifest is None:
@@ -435,8 +434,7 @@ class Rehearsal:
                              task_log_days=self.task_log_days(),
                              task_log_states=list(TASK_LOG_STATES))
             self.child(name, library_argv(self._python(self.target), "import", url,
-                                              self.moto.bucket, self.prefix, conf,
-                                              self.target_key),
+                                              self.moto.bucket, self.prefix, conf),
                        self.airflow_env(self.target, url, self.target_key, "target"))
             rep = self.moto.get_json(f"{self.prefix}{self.migration_id}/report.json")
             if rep is None:
