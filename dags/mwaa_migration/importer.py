@@ -277,7 +277,7 @@ def _run_import(conn, s3, conf, manifest, tables, local, *, target_airflow_versi
     k = keys(conf)
     s3io.put_json(s3, conf["bucket"], k["report"], report)
     if log_filter:
-        from mwaa_migration import task_logs  # lands on its own branch; imported only when used
+        from mwaa_migration import task_logs  # imported only when logs are copied
         client = logs_client_factory() if logs_client_factory else None
         report["task_logs"] = task_logs.copy_task_logs(
             client, source_env=conf["source_environment"], target_env=conf["target_environment"],

@@ -241,6 +241,10 @@ def test_task_log_copy_gets_the_selected_task_instances(exported, s3, monkeypatc
         return {"streams_copied": 2, "streams_skipped": 0, "events_copied": 5, "errors": []}
     fake.copy_task_logs = copy_task_logs
     monkeypatch.setitem(sys.modules, "mwaa_migration.task_logs", fake)
+    # once the real module was imported it is also an attribute of the package, which
+    # `from mwaa_migration import task_logs` reads before sys.modules
+    import mwaa_migration
+    monkeypatch.setattr(mwaa_migration, "task_logs", fake, raising=False)
     conf = _conf(x["mid"], task_log_days=3, task_log_states=["failed"],
                  source_environment="old-env", target_environment="new-env")
     conn = connect(x["dst"])
