@@ -96,6 +96,7 @@ def test_cli_shows_acknowledged_flags_and_fails_only_on_the_others(tmp_path, cap
     assert "| high | iam | Dev-Ack | WorkerRole (WorkerRole/DefaultPolicy) | wildcard action: kms:* | " \
            "not acknowledged: AwsSolutions-IAM5[Action::kms:*] |" in text
     assert "| **kms:*** :warning: |" in text and "s3:GetObject* (acknowledged)" in text
+    assert "| Dev-Ack | /Dev-Ack/OtherRole | AwsSolutions-IAM5[Action::kms:*] | 0 | OtherRole administers" in text
     assert main(["--cdk-out", str(FIXTURES / "acknowledged"), "--fail-on-flags"]) == 1
 
     # the same stack with only acknowledged wildcards left: flags remain, --fail-on-flags passes

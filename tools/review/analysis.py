@@ -609,10 +609,13 @@ def link_acknowledgements(flags: list[dict], acks: list[dict]) -> None:
     acknowledgement of the exact finding id (``AwsSolutions-IAM5[Resource::<Bucket.Arn>/*]``)
     on the construct the finding is reported on or any of its parents. Only an
     acknowledgement with a checkable reason counts (a reasonless one is flagged itself).
-    Each acknowledgement gets ``covers``: how many flags it accounts for."""
+    Each acknowledgement gets ``covers``: how many flags it accounts for, and ``linked_rule``:
+    whether it is a rule the review links at all (IAM wildcards, NotAction/NotResource)."""
     by_place: dict[tuple[str, str], list[dict]] = {}
     for ack in acks:
         ack["covers"] = 0
+        # only these rules are the review's to check; the others cdk-nag alone decides
+        ack["linked_rule"] = ack["rule_id"].partition("[")[0] in (IAM_WILDCARD_RULE, IAM_NOT_RULE)
         by_place.setdefault((ack["stack"], "/" + ack["construct"].lstrip("/")), []).append(ack)
     for flag in flags:
         if not flag.get("rule") or not flag.get("construct"):

@@ -130,11 +130,12 @@ def to_markdown(review: dict, *, title: str, baseline_label: str = "") -> str:
                    for r in review["replacement_properties"]))
 
     out += ["## cdk-nag acknowledgements", "",
-            "`flags` counts the flags of this review each one accounts for (the review checks IAM "
-            "wildcards; other rules are cdk-nag's alone, shown as -).", ""]
+            "`flags`: how many flags of this review each acknowledgement accounts for (the review "
+            "links IAM wildcards and NotAction/NotResource; other rules are cdk-nag's alone: -). "
+            "0 means it matches no finding of these templates any more.", ""]
     out += _table(["stack", "construct", "rule", "flags", "reason"],
-                  ([a["stack"], a["construct"], a["rule"], a.get("covers") or "-", a["reason"]]
-                   for a in review["acknowledgements"]))
+                  ([a["stack"], a["construct"], a["rule"], a.get("covers", 0) if a.get("linked_rule") else "-",
+                    a["reason"]] for a in review["acknowledgements"]))
     if review["lint_ignores"]:
         out += ["### cfn-lint checks ignored in the templates", ""]
         out += _table(["stack", "resource", "ignored checks"],
