@@ -3,7 +3,9 @@
 A *stack* here is ``{"name": str, "file": str, "template": dict, "metadata": dict}`` where
 ``metadata`` maps construct paths to the CDK metadata entries of that stack (what
 ``<stack>.metadata.json`` holds). ``review(stacks, baseline)`` returns every section of the
-review plus a flat list of flags; nothing here reads files or calls AWS.
+review plus a flat list of flags; nothing here reads files or calls AWS. Each flag says
+whether a cdk-nag acknowledgement covers it (``acknowledged``, ``reason``, ``acknowledged_by``;
+see link_acknowledgements): accepted by design versus new.
 """
 from __future__ import annotations
 
