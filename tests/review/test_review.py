@@ -205,7 +205,8 @@ def test_cli_writes_markdown_and_prints_summary(tmp_path, capsys):
     assert "| **s3:*** :warning: |" in text
     printed = capsys.readouterr().out
     assert printed.startswith("flagged: 1 stacks, 7 resources")
-    assert "FLAGS: 9 (bucket posture 4, IAM wildcards 2, cdk-nag 1, network exposure 2)" in printed
+    assert "FLAGS: 9 unacknowledged (bucket posture 4, IAM wildcards 2, cdk-nag 1, network exposure 2), "\
+        "0 acknowledged with a reason" in printed
     assert main(["--cdk-out", str(FIXTURES / "flagged"), "--fail-on-flags"]) == 1
     assert main(["--cdk-out", str(FIXTURES / "clean"), "--fail-on-flags"]) == 0
 

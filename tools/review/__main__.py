@@ -8,8 +8,8 @@
                   offline by --baseline-cmd (default `make synth`) with this checkout's .venv
                   and node_modules linked in; --baseline-out names the assembly it leaves
                   (default: the --cdk-out path). Cached per commit under .cache/review-baseline.
-Exit status: 0 (flags are for the reviewer), 1 with --fail-on-flags when anything is flagged,
-2 on bad input.
+Exit status: 0 (flags are for the reviewer), 1 with --fail-on-flags when anything is flagged
+that no cdk-nag acknowledgement with a reason covers, 2 on bad input.
 """
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from pathlib import Path
 
 from tools.review.analysis import review
 from tools.review.assembly import ReviewInputError, baseline_from_git, load_cloud_assembly
-from tools.review.report import summary, to_markdown
+from tools.review.report import flag_line, ordered_flags, summary, to_markdown
+
+SHOWN_FLAGS = 25
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", default=".", help="git repository for a ref baseline (default: .)")
     parser.add_argument("--out", help="write the Markdown review here")
     parser.add_argument("--title", help="report title (default: the --cdk-out path)")
-    parser.add_argument("--fail-on-flags", action="store_true", help="exit 1 when anything is flagged")
+    parser.add_argument("--fail-on-flags", action="store_true",
+                        help="exit 1 when a flag is not acknowledged (acknowledged ones never fail)")
     args = parser.parse_args(argv)
 
     try:
@@ -60,14 +63,17 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(to_markdown(result, title=title, baseline_label=label), encoding="utf-8")
     print(summary(result, title=title, baseline_label=label))
-    shown = 25
-    for flag in result["flags"][:shown]:
-        print(f"  [{flag['severity']}] {flag['category']}: {flag['stack']} {flag['resource']}: {flag['message']}")
-    if len(result["flags"]) > shown:
-        print(f"  ... {len(result['flags']) - shown} more flags in the report")
+    # every unacknowledged flag is printed; acknowledged ones while there is room
+    flags = ordered_flags(result["flags"])
+    unacknowledged = [f for f in flags if not f["acknowledged"]]
+    shown = flags[: max(SHOWN_FLAGS, len(unacknowledged))]
+    for flag in shown:
+        print("  " + flag_line(flag, reason_chars=100))
+    if len(flags) > len(shown):
+        print(f"  ... {len(flags) - len(shown)} more acknowledged flags in the report")
     if args.out:
         print(f"review written to {args.out}")
-    return 1 if args.fail_on_flags and result["flags"] else 0
+    return 1 if args.fail_on_flags and unacknowledged else 0
 
 
 if __name__ == "__main__":

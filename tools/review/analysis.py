@@ -3,11 +3,14 @@
 A *stack* here is ``{"name": str, "file": str, "template": dict, "metadata": dict}`` where
 ``metadata`` maps construct paths to the CDK metadata entries of that stack (what
 ``<stack>.metadata.json`` holds). ``review(stacks, baseline)`` returns every section of the
-review plus a flat list of flags; nothing here reads files or calls AWS.
+review plus a flat list of flags; nothing here reads files or calls AWS. Each flag says
+whether a cdk-nag acknowledgement covers it (``acknowledged``, ``reason``, ``acknowledged_by``;
+see link_acknowledgements): accepted by design versus new.
 """
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import Any, Iterable, Optional
 
@@ -21,6 +24,14 @@ from tools.review.rules import (
 )
 
 ACK_METADATA_TYPE = "aws:cdk:acknowledged-rules"
+# cdk-nag's granular rule for wildcard permissions: one finding per wildcard action or
+# resource of a policy, named ``AwsSolutions-IAM5[Action::<action>]`` or
+# ``AwsSolutions-IAM5[Resource::<resource>]`` (see nag_resource_name).
+IAM_WILDCARD_RULE = "AwsSolutions-IAM5"
+# An Allow with NotAction/NotResource has no cdk-nag rule; the review flags it and honours an
+# acknowledgement named the same way: ``Review-IAMNot[NotResource::<resource>]`` or
+# ``Review-IAMNot[NotAction::<action>]`` (recorded with cdk.Validations like any other).
+IAM_NOT_RULE = "Review-IAMNot"
 
 
 # --------------------------------------------------------------------------- names and values
@@ -51,6 +62,48 @@ def display_names(stack: dict) -> dict[str, str]:
         path = ((resource or {}).get("Metadata") or {}).get("aws:cdk:path") or from_metadata.get(logical_id)
         names[logical_id] = (_short_path(path, stack_name) if isinstance(path, str) else "") or logical_id
     return names
+
+
+def construct_paths(stack: dict) -> dict[str, str]:
+    """Logical ID -> full construct path (``/Stack/Role/DefaultPolicy/Resource``) where CDK
+    recorded one (``aws:cdk:path`` in the template or an ``aws:cdk:logicalId`` metadata entry)."""
+    paths: dict[str, str] = {}
+    for path, entries in (stack.get("metadata") or {}).items():
+        for entry in _as_list(entries):
+            if isinstance(entry, dict) and entry.get("type") == "aws:cdk:logicalId" \
+                    and isinstance(entry.get("data"), str):
+                paths[entry["data"]] = "/" + path.lstrip("/")
+    for logical_id, resource in (stack["template"].get("Resources") or {}).items():
+        path = ((resource or {}).get("Metadata") or {}).get("aws:cdk:path")
+        if isinstance(path, str) and path:
+            paths[logical_id] = "/" + path.lstrip("/")
+    return paths
+
+
+def nag_resource_name(value: Any) -> str:
+    """A policy resource the way cdk-nag 3 names it in an IAM5 finding (its
+    ``flattenCfnReference``): ``Ref X`` -> ``<X>``, ``GetAtt X.Attr`` -> ``<X.Attr>`` (logical
+    IDs, not construct names), ``Join`` joined, ``Sub``/literal ``${...}`` -> ``<...>``,
+    ``ImportValue`` -> its name, anything else as compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.replace("${", "<").replace("}", ">")
+    if isinstance(value, dict):
+        if value.get("Fn::Join"):
+            sep, items = value["Fn::Join"]
+            return str(sep).join(nag_resource_name(v) for v in _as_list(items))
+        if value.get("Fn::Sub"):
+            return nag_resource_name(value["Fn::Sub"])
+        if value.get("Fn::GetAtt"):
+            arg = value["Fn::GetAtt"]
+            target, attr = arg.split(".", 1) if isinstance(arg, str) else (arg[0], arg[1])
+            return f"<{nag_resource_name(target)}.{nag_resource_name(attr)}>"
+        if value.get("Fn::ImportValue"):
+            return nag_resource_name(value["Fn::ImportValue"])
+        if value.get("Ref"):
+            return f"<{nag_resource_name(value['Ref'])}>"
+    return json.dumps(value, separators=(",", ":"))
 
 
 def render(value: Any, names: Optional[dict[str, str]] = None) -> str:
@@ -137,9 +190,13 @@ def _ref_target(value: Any) -> Optional[str]:
 
 
 def _flag(flags: list, *, category: str, stack: str, resource: str, message: str,
-          severity: str = "warning") -> None:
+          severity: str = "warning", rule: str = "", construct: str = "", value: str = "") -> None:
+    """One finding. ``rule``/``construct``: the cdk-nag finding id that covers it and the
+    construct path cdk-nag reports it on (IAM wildcards), so an acknowledgement can be linked
+    (link_acknowledgements fills ``acknowledged``, ``reason`` and ``acknowledged_by``)."""
     flags.append({"severity": severity, "category": category, "stack": stack,
-                  "resource": resource, "message": message})
+                  "resource": resource, "message": message, "rule": rule, "construct": construct, "value": value,
+                  "acknowledged": False, "reason": "", "acknowledged_by": ""})
 
 
 # --------------------------------------------------------------------------- sections
@@ -170,39 +227,57 @@ def _is_wildcard_resource(resource: str) -> bool:
 
 
 def _statement_rows(*, stack: str, role: str, role_id: str, policy: str, document: dict,
-                    names: dict, flags: list) -> list[dict]:
+                    names: dict, flags: list, construct: str = "") -> list[dict]:
+    """``construct``: path of the resource holding the document (the role for inline
+    policies, the AWS::IAM::Policy otherwise): where cdk-nag reports its findings."""
     rows = []
     for statement in _as_list((document or {}).get("Statement")):
         if not isinstance(statement, dict):
             continue
         effect = statement.get("Effect", "Allow")
-        actions = [render(a, names) for a in _as_list(statement.get("Action"))]
-        not_actions = [render(a, names) for a in _as_list(statement.get("NotAction"))]
-        resources = [render(r, names) for r in _as_list(statement.get("Resource"))]
-        not_resources = [render(r, names) for r in _as_list(statement.get("NotResource"))]
+        raw_actions = _as_list(statement.get("Action"))
+        raw_resources = _as_list(statement.get("Resource"))
+        actions = [render(a, names) for a in raw_actions]
+        raw_not_actions = _as_list(statement.get("NotAction"))
+        raw_not_resources = _as_list(statement.get("NotResource"))
+        not_actions = [render(a, names) for a in raw_not_actions]
+        resources = [render(r, names) for r in raw_resources]
+        not_resources = [render(r, names) for r in raw_not_resources]
         row = {
-            "stack": stack, "role": role, "role_id": role_id, "policy": policy, "effect": effect,
+            "stack": stack, "role": role, "role_id": role_id, "policy": policy, "construct": construct,
+            "effect": effect,
             "actions": actions + [f"NOT {a}" for a in not_actions],
             "resources": resources + [f"NOT {r}" for r in not_resources],
             "conditions": _conditions(statement),
-            "wildcard_actions": [], "wildcard_resources": [],
+            "wildcard_actions": [], "wildcard_resources": [], "acknowledged_wildcards": [],
         }
         if effect == "Allow":
-            row["wildcard_actions"] = [a for a in actions if _is_wildcard_action(a)]
-            row["wildcard_resources"] = [r for r in resources if _is_wildcard_resource(r)]
             where = f"{role} ({policy})"
-            if row["wildcard_actions"]:
-                full = any(a == "*" or a.endswith(":*") for a in row["wildcard_actions"])
+            # one flag per wildcard value: cdk-nag acknowledges them one by one
+            for raw, shown in zip(raw_actions, actions):
+                if not _is_wildcard_action(shown):
+                    continue
+                row["wildcard_actions"].append(shown)
+                full = shown == "*" or shown.endswith(":*")
                 _flag(flags, category="iam", stack=stack, resource=where, severity="high" if full else "warning",
-                      message="wildcard action: " + ", ".join(row["wildcard_actions"]))
-            if row["wildcard_resources"]:
-                full = "*" in row["wildcard_resources"] and not row["conditions"]
+                      message="wildcard action: " + shown, construct=construct, value=shown,
+                      rule=f"{IAM_WILDCARD_RULE}[Action::{raw if isinstance(raw, str) else shown}]")
+            for raw, shown in zip(raw_resources, resources):
+                if not _is_wildcard_resource(shown):
+                    continue
+                row["wildcard_resources"].append(shown)
+                full = shown == "*" and not row["conditions"]
                 _flag(flags, category="iam", stack=stack, resource=where, severity="high" if full else "warning",
-                      message="wildcard resource: " + ", ".join(row["wildcard_resources"])
+                      message="wildcard resource: " + shown + (" (with condition)" if row["conditions"] else ""),
+                      construct=construct, value=shown,
+                      rule=f"{IAM_WILDCARD_RULE}[Resource::{nag_resource_name(raw)}]")
+            negated = [("NotAction", raw, shown) for raw, shown in zip(raw_not_actions, not_actions)]
+            negated += [("NotResource", raw, shown) for raw, shown in zip(raw_not_resources, not_resources)]
+            for key, raw, shown in negated:
+                _flag(flags, category="iam", stack=stack, resource=where, construct=construct,
+                      value=f"NOT {shown}", rule=f"{IAM_NOT_RULE}[{key}::{nag_resource_name(raw)}]",
+                      message=f"Allow with {key} {shown} grants everything not listed"
                       + (" (with condition)" if row["conditions"] else ""))
-            if not_actions or not_resources:
-                _flag(flags, category="iam", stack=stack, resource=where,
-                      message="Allow with NotAction/NotResource grants everything not listed")
         rows.append(row)
     return rows
 
@@ -212,6 +287,7 @@ def iam_table(stack: dict, flags: list) -> dict:
     trusted principals and managed policies."""
     template, stack_name = stack["template"], stack["name"]
     names = display_names(stack)
+    paths = construct_paths(stack)
     rows: list[dict] = []
     roles: list[dict] = []
     for logical_id, _, props in _resources(template, "AWS::IAM::Role"):
@@ -229,7 +305,8 @@ def iam_table(stack: dict, flags: list) -> dict:
         for policy in _as_list(props.get("Policies")):
             rows += _statement_rows(stack=stack_name, role=role, role_id=logical_id,
                                     policy=render(policy.get("PolicyName"), names),
-                                    document=policy.get("PolicyDocument"), names=names, flags=flags)
+                                    document=policy.get("PolicyDocument"), names=names, flags=flags,
+                                    construct=paths.get(logical_id, ""))
     for policy_type in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
         for logical_id, _, props in _resources(template, policy_type):
             holders = _as_list(props.get("Roles")) + _as_list(props.get("Users")) + _as_list(props.get("Groups"))
@@ -238,7 +315,7 @@ def iam_table(stack: dict, flags: list) -> dict:
                 role = names.get(target, render(holder, names)) if holder is not None else "(unattached)"
                 rows += _statement_rows(stack=stack_name, role=role, role_id=target or "",
                                         policy=names[logical_id], document=props.get("PolicyDocument"),
-                                        names=names, flags=flags)
+                                        names=names, flags=flags, construct=paths.get(logical_id, ""))
     return {"roles": roles, "statements": rows}
 
 
@@ -461,26 +538,98 @@ def acknowledgements(stack: dict, flags: list) -> list[dict]:
         for entry in _as_list(entries):
             if isinstance(entry, dict) and entry.get("type") == ACK_METADATA_TYPE:
                 for rule, reason in sorted((entry.get("data") or {}).items()):
-                    rule = rule[len("Annotation::"):] if rule.startswith("Annotation::") else rule
+                    # aws-cdk-lib < 2.262.1 wrote 'annotation::', later 'Annotation::'
+                    rule = rule[len("annotation::"):] if rule.lower().startswith("annotation::") else rule
                     rows.append({"stack": stack["name"], "construct": path, "rule": rule,
-                                 "reason": str(reason or ""), "source": "cdk.Validations"})
+                                 "reason": str(reason or ""), "source": "cdk.Validations",
+                                 "rule_id": _without_plugin(rule), "applies_to": []})
     template = stack["template"]
+    paths = construct_paths(stack)
     legacy = [(f"/{stack['name']}", template.get("Metadata") or {})]
-    legacy += [(((r.get("Metadata") or {}).get("aws:cdk:path")) or logical_id, r.get("Metadata") or {})
+    legacy += [(paths.get(logical_id, logical_id), r.get("Metadata") or {})
                for logical_id, r, _ in _resources(template)]
     for where, metadata in legacy:
         for item in _as_list((metadata.get("cdk_nag") or {}).get("rules_to_suppress")):
-            rule = str(item.get("id", "?"))
-            applies = item.get("applies_to")
-            if applies:
-                rule += " [" + render(applies) + "]"
+            if not isinstance(item, dict):
+                continue
+            rule_id = str(item.get("id", "?"))
+            applies = _as_list(item.get("applies_to"))
+            rule = rule_id + (" [" + render(applies) + "]" if applies else "")
             rows.append({"stack": stack["name"], "construct": where, "rule": rule,
-                         "reason": str(item.get("reason") or ""), "source": "cdk_nag metadata"})
+                         "reason": str(item.get("reason") or ""), "source": "cdk_nag metadata",
+                         "rule_id": rule_id, "applies_to": applies})
     for row in rows:
         if len(row["reason"].strip()) < MIN_ACK_REASON_CHARS:
             _flag(flags, category="nag", stack=row["stack"], resource=row["construct"],
                   message=f"acknowledgement of {row['rule']} has no checkable reason: {row['reason']!r}")
     return rows
+
+
+def _without_plugin(rule: str) -> str:
+    """``AwsSolutions::AwsSolutions-IAM5[...]`` (an acknowledgement naming its plugin, which
+    CDK honours too) -> ``AwsSolutions-IAM5[...]``; ``::`` inside the brackets is the finding's."""
+    head, sep, tail = rule.partition("::")
+    return tail if sep and "[" not in head else rule
+
+
+def _ancestors(path: str) -> list[str]:
+    """``/a/b/c`` -> [``/a/b/c``, ``/a/b``, ``/a``]: cdk-nag honours an acknowledgement on the
+    resource or on any construct above it."""
+    parts = [p for p in path.split("/") if p]
+    return ["/" + "/".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
+def _applies(pattern: Any, finding: str) -> bool:
+    """A cdk-nag 2 ``applies_to`` entry: the finding itself, or ``{"regex": "/.../flags"}``."""
+    if isinstance(pattern, str):
+        return pattern == finding
+    if isinstance(pattern, dict) and isinstance(pattern.get("regex"), str):
+        text = pattern["regex"]
+        if text.startswith("/") and text.rfind("/") > 0:
+            text, flags = text[1:text.rfind("/")], text[text.rfind("/") + 1:]
+        else:
+            flags = ""
+        try:
+            return re.search(text, finding, re.IGNORECASE if "i" in flags else 0) is not None
+        except re.error:
+            return False
+    return False
+
+
+def _covers(ack: dict, rule: str) -> bool:
+    if ack["rule_id"] == rule:
+        return True
+    base, bracket, rest = rule.partition("[")
+    if not bracket or ack["rule_id"] != base or not ack["applies_to"]:
+        return False
+    finding = rest[:-1] if rest.endswith("]") else rest
+    return any(_applies(p, finding) for p in ack["applies_to"])
+
+
+def link_acknowledgements(flags: list[dict], acks: list[dict]) -> None:
+    """Mark each flag an acknowledgement covers, the way cdk-nag decides it: same stack, an
+    acknowledgement of the exact finding id (``AwsSolutions-IAM5[Resource::<Bucket.Arn>/*]``)
+    on the construct the finding is reported on or any of its parents. Only an
+    acknowledgement with a checkable reason counts (a reasonless one is flagged itself).
+    Each acknowledgement gets ``covers``: how many flags it accounts for, and ``linked_rule``:
+    whether it is a rule the review links at all (IAM wildcards, NotAction/NotResource)."""
+    by_place: dict[tuple[str, str], list[dict]] = {}
+    for ack in acks:
+        ack["covers"] = 0
+        # only these rules are the review's to check; the others cdk-nag alone decides
+        ack["linked_rule"] = ack["rule_id"].partition("[")[0] in (IAM_WILDCARD_RULE, IAM_NOT_RULE)
+        by_place.setdefault((ack["stack"], "/" + ack["construct"].lstrip("/")), []).append(ack)
+    for flag in flags:
+        if not flag.get("rule") or not flag.get("construct"):
+            continue
+        for place in _ancestors(flag["construct"]):
+            ack = next((a for a in by_place.get((flag["stack"], place), [])
+                        if _covers(a, flag["rule"]) and len(a["reason"].strip()) >= MIN_ACK_REASON_CHARS), None)
+            if ack is not None:
+                flag.update(acknowledged=True, reason=ack["reason"],
+                            acknowledged_by=f"{ack['rule']} on {ack['construct']}")
+                ack["covers"] += 1
+                break
 
 
 def lint_ignores(stack: dict) -> list[dict]:
@@ -533,6 +682,11 @@ def review(stacks: list[dict], baseline: Optional[list[dict]] = None,
         _flag(flags, category="nag", stack="-", resource=v["construct"], severity="high",
               message=f"unacknowledged finding {v['rule']} ({v['plugin']}): {v['description']}")
     changes = replacement_changes(stacks, baseline, flags) if baseline is not None else None
+    link_acknowledgements(flags, acks)
+    acknowledged = {(f["stack"], f["construct"], f["value"]) for f in flags if f["acknowledged"] and f["value"]}
+    for row in iam["statements"]:
+        row["acknowledged_wildcards"] = [w for w in row["wildcard_actions"] + row["wildcard_resources"]
+                                         if (row["stack"], row["construct"], w) in acknowledged]
     return {
         "stacks": [{"name": s["name"], "file": s.get("file", ""),
                     "resources": len(s["template"].get("Resources") or {})} for s in stacks],

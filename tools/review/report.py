@@ -26,8 +26,30 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence]) -> list[str]:
     return lines + [""]
 
 
-def _mark(items: list, flagged: list) -> list:
-    return [f"**{i}** :warning:" if i in flagged else i for i in items]
+def _mark(items: list, flagged: list, acknowledged: list) -> list:
+    return [(f"{i} (acknowledged)" if i in acknowledged else f"**{i}** :warning:") if i in flagged else i
+            for i in items]
+
+
+def ordered_flags(flags: list[dict]) -> list[dict]:
+    """Unacknowledged flags first (what a reviewer must decide on), then acknowledged ones."""
+    return [f for f in flags if not f.get("acknowledged")] + [f for f in flags if f.get("acknowledged")]
+
+
+def status(flag: dict) -> str:
+    return "acknowledged" if flag.get("acknowledged") else flag["severity"]
+
+
+def flag_line(flag: dict, *, reason_chars: int = 0) -> str:
+    """``[high] iam: stack resource: message`` or ``[acknowledged] ... — reason: why``
+    (the reason cut to ``reason_chars`` when given)."""
+    line = f"[{status(flag)}] {flag['category']}: {flag['stack']} {flag['resource']}: {flag['message']}"
+    if flag.get("acknowledged"):
+        reason = " ".join(flag["reason"].split())
+        if reason_chars and len(reason) > reason_chars:
+            reason = reason[: reason_chars - 3].rstrip() + "..."
+        line += f" \u2014 reason: {reason}"
+    return line
 
 
 def to_markdown(review: dict, *, title: str, baseline_label: str = "") -> str:
@@ -35,9 +57,15 @@ def to_markdown(review: dict, *, title: str, baseline_label: str = "") -> str:
     out = [f"# Review: {title}", ""]
     out += [summary(review, title=title, baseline_label=baseline_label).replace("\n", "  \n"), ""]
 
-    out += ["## Flags", ""]
-    out += _table(["severity", "category", "stack", "resource", "finding"],
-                  ([f["severity"], f["category"], f["stack"], f["resource"], f["message"]] for f in flags))
+    out += ["## Flags", "",
+            "Unacknowledged flags first. A flag is *acknowledged* when a cdk-nag acknowledgement "
+            "with a reason covers its exact finding (same stack, on the construct the finding is "
+            "reported on or a parent): accepted by design, the reason says why.", ""]
+    out += _table(["status", "category", "stack", "resource", "finding", "acknowledgement"],
+                  ([status(f), f["category"], f["stack"], f["resource"], f["message"],
+                    f"{f['reason']} ({f['acknowledged_by']})" if f.get("acknowledged")
+                    else (f"not acknowledged: {f['rule']}" if f.get("rule") else "-")]
+                   for f in ordered_flags(flags)))
 
     out += ["## Stacks", ""]
     out += _table(["stack", "template", "resources"],
@@ -45,12 +73,14 @@ def to_markdown(review: dict, *, title: str, baseline_label: str = "") -> str:
     out += ["## Resources by type", ""]
     out += _table(["type", "count"], review["resources_by_type"].items())
 
-    out += ["## IAM", "", "Identity policies, one row per statement. Wildcards are in bold and flagged "
-            "(Allow statements only; a Deny with a wildcard narrows access).", ""]
+    out += ["## IAM", "", "Identity policies, one row per statement. Unacknowledged wildcards are in bold "
+            "and flagged, acknowledged ones marked (acknowledged) (Allow statements only; a Deny with a "
+            "wildcard narrows access).", ""]
     out += _table(["stack", "role", "policy", "effect", "actions", "resources", "conditions"],
                   ([r["stack"], r["role"], r["policy"], r["effect"],
-                    _mark(r["actions"], r["wildcard_actions"]),
-                    _mark(r["resources"], r["wildcard_resources"]), r["conditions"]]
+                    _mark(r["actions"], r["wildcard_actions"], r.get("acknowledged_wildcards", [])),
+                    _mark(r["resources"], r["wildcard_resources"], r.get("acknowledged_wildcards", [])),
+                    r["conditions"]]
                    for r in review["iam"]["statements"]))
     out += ["### Roles", ""]
     out += _table(["stack", "role", "role name", "trusted principals", "managed policies"],
@@ -99,9 +129,13 @@ def to_markdown(review: dict, *, title: str, baseline_label: str = "") -> str:
                   ([r["stack"], r["resource"], r["type"], r["property"], r["value"]]
                    for r in review["replacement_properties"]))
 
-    out += ["## cdk-nag acknowledgements", ""]
-    out += _table(["stack", "construct", "rule", "reason"],
-                  ([a["stack"], a["construct"], a["rule"], a["reason"]] for a in review["acknowledgements"]))
+    out += ["## cdk-nag acknowledgements", "",
+            "`flags`: how many flags of this review each acknowledgement accounts for (the review "
+            "links IAM wildcards and NotAction/NotResource; other rules are cdk-nag's alone: -). "
+            "0 means it matches no finding of these templates any more.", ""]
+    out += _table(["stack", "construct", "rule", "flags", "reason"],
+                  ([a["stack"], a["construct"], a["rule"], a.get("covers", 0) if a.get("linked_rule") else "-",
+                    a["reason"]] for a in review["acknowledgements"]))
     if review["lint_ignores"]:
         out += ["### cfn-lint checks ignored in the templates", ""]
         out += _table(["stack", "resource", "ignored checks"],
@@ -114,9 +148,17 @@ def to_markdown(review: dict, *, title: str, baseline_label: str = "") -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _by_category(flags: list[dict]) -> str:
+    counts = Counter(f["category"] for f in flags)
+    if not counts:
+        return ""
+    return " (" + ", ".join(f"{CATEGORY_TITLES.get(c, c)} {n}" for c, n in sorted(counts.items())) + ")"
+
+
 def summary(review: dict, *, title: str, baseline_label: str = "") -> str:
     flags = review["flags"]
-    by_category = Counter(f["category"] for f in flags)
+    open_flags = [f for f in flags if not f.get("acknowledged")]
+    accepted = [f for f in flags if f.get("acknowledged")]
     resources = sum(s["resources"] for s in review["stacks"])
     lines = [
         f"{title}: {len(review['stacks'])} stacks, {resources} resources, "
@@ -129,8 +171,8 @@ def summary(review: dict, *, title: str, baseline_label: str = "") -> str:
     else:
         lines.append(f"replacements vs baseline {baseline_label}: {len(changes)}".replace("  ", " "))
     if flags:
-        lines.append(f"FLAGS: {len(flags)} (" + ", ".join(
-            f"{CATEGORY_TITLES.get(c, c)} {n}" for c, n in sorted(by_category.items())) + ")")
+        lines.append(f"FLAGS: {len(open_flags)} unacknowledged{_by_category(open_flags)}, "
+                     f"{len(accepted)} acknowledged with a reason{_by_category(accepted)}")
     else:
         lines.append("flags: none")
     return "\n".join(lines)
