@@ -292,7 +292,9 @@ EXECUTION_ROLE_REASONS = {
     "CeleryQueues": "MWAA creates its Celery queues airflow-celery-* in a service-owned account whose id is "
                     "not known in advance; baseline scopes them by name and region.",
     "QueueEncryption": "kms:GenerateDataKey* (GenerateDataKey and ...WithoutPlaintext) for the AWS-owned key "
-                       "of MWAA's SQS queues; usable only through SQS in this region (kms:ViaService).",
+                       "of MWAA's SQS queues; usable only through SQS in this region (kms:ViaService). "
+                       "NotResource this account's keys: the AWS-owned key lives in a service account whose "
+                       "id is not known (MWAA's documented execution-role policy does the same).",
     "CustomerKeyViaSqsAndS3": "kms:GenerateDataKey* on this environment's customer key, only through SQS "
                               "and S3 in this region (kms:ViaService).",
     "ReadAirflowSecrets": "the guide's Secrets Manager backend reads any secret under airflow/connections/ "
