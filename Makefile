@@ -28,8 +28,9 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# PYTEST_ARGS: e.g. -m "not airflow" (skips the real-Airflow tests), -k clone, -x
 test: venv node
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Synthesize every stage offline into cdk.out/<stage> and every pipeline into
 # cdk.out/pipeline-<name> (its stages' stacks in assembly-*/; cdk-nag runs inside the app and

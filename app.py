@@ -12,10 +12,14 @@ inside the pipeline's stages.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+# before aws_cdk starts jsii: no banner about Node 20 being past its end of life
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # Node 20 is past end of life
 sys.path.insert(0, str(ROOT / "lambda"))  # import mwaa_common.versions (contracts.md, section 1)
 sys.path.insert(0, str(ROOT))
 

@@ -155,7 +155,8 @@ class PipelineStack(cdk.Stack):
             primary_output_directory="cdk.out",
             partial_build_spec=codebuild.BuildSpec.from_object(
                 {"phases": {"install": {"runtime-versions": RUNTIME_VERSIONS}}}),
-            env={"JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1", "CDK_DISABLE_VERSION_CHECK": "1"},
+            env={"JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+                 "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_VERSION_CHECK": "1"},
         )
         self.pipeline = pipelines.CodePipeline(
             self, "Pipeline",

@@ -65,7 +65,15 @@ class ConfigError(ValueError):
 
     def __init__(self, file: Path | str, path: str, value: Any, allowed: str):
         self.file, self.path, self.value, self.allowed = str(file), path, value, allowed
-        super().__init__(f"{file}: {path}: {value!r} is not allowed; {allowed}")
+        super().__init__(f"{_shown(file)}: {path}: {value!r} is not allowed; {allowed}")
+
+
+def _shown(file: Path | str) -> str:
+    """The file as the user would type it: relative to the working directory when it is below it."""
+    try:
+        return str(Path(file).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(file)
 
 
 # ---------------------------------------------------------------------------- dataclasses

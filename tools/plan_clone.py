@@ -143,7 +143,9 @@ def main(argv: Optional[Sequence[str]] = None, out=None) -> int:
         parser.error("give exactly one of --overrides-json and --stage")
 
     if args.stage:
-        os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")  # stacks import aws_cdk
+        # stacks import aws_cdk: no jsii banner about this machine's Node version
+        os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+        os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
         from stacks.stage_config import ConfigError, load_stage
         try:
             cfg = load_stage(args.stage)

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("CDK_VALIDATION", "false")
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 import aws_cdk as cdk  # noqa: E402
 from aws_cdk import aws_ec2 as ec2, aws_iam as iam, aws_kms as kms, aws_s3 as s3  # noqa: E402

@@ -12,7 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 
 os.environ.setdefault("CDK_VALIDATION", "false")
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 import aws_cdk as cdk  # noqa: E402
 import pytest  # noqa: E402

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run(context: dict, outdir: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, CDK_CONTEXT_JSON=json.dumps(context), CDK_OUTDIR=str(outdir),
-               JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION="1")
+               JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION="1",
+               JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20")
     return subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
 

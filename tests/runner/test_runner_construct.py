@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 import aws_cdk as cdk  # noqa: E402
 from aws_cdk import aws_ec2 as ec2  # noqa: E402

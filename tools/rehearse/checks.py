@@ -30,10 +30,10 @@ def supported_versions() -> list[str]:
 
 
 def check_version(flag: str, version: str) -> None:
-    try:
-        row = V.info(version)
-    except V.VersionError as exc:
-        raise UsageError(f"{flag} {version}: {exc}") from None
+    if version not in V.VERSIONS:
+        raise UsageError(f"{flag} {version}: unknown Airflow version; supported here: "
+                         f"{', '.join(supported_versions())}")
+    row = V.VERSIONS[version]
     if row["migration_schema"] is None:
         raise UsageError(
             f"{flag} {version}: the metadata DAGs do not support Airflow {version}; "
