@@ -14,23 +14,14 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.append(_HERE)
 
-try:
-    from airflow.providers.standard.operators.python import PythonOperator
-except ImportError:  # Airflow 2.x
-    from airflow.operators.python import PythonOperator
-
 from mwaa_migration import dagtasks  # noqa: E402
+
+PythonOperator = dagtasks.python_operator()
 
 with DAG(
     dag_id="db_import",
     description="Import Airflow metadata exported by db_export (blue/green MWAA upgrade)",
-    schedule=None,
-    start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
-    catchup=False,
-    max_active_runs=1,
-    is_paused_upon_creation=False,
-    tags=["mwaa-migration"],
-    default_args={"retries": 0},
+    **dagtasks.DAG_ARGS,
 ) as dag:
     preflight = PythonOperator(task_id="preflight", python_callable=dagtasks.import_preflight)
     load = PythonOperator(task_id="import_tables", python_callable=dagtasks.import_tables,

@@ -6,6 +6,28 @@ import logging
 
 log = logging.getLogger("mwaa_migration")
 
+# What db_export and db_import share: started only by a trigger with a run conf, one run at a
+# time, unpaused on arrival (a triggered run must start), no retries (a failed step is re-run
+# deliberately, with a new run id).
+DAG_ARGS = dict(
+    schedule=None,
+    start_date=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    is_paused_upon_creation=False,
+    tags=["mwaa-migration"],
+    default_args={"retries": 0},
+)
+
+
+def python_operator():
+    """This Airflow's PythonOperator (the standard provider's from 3.0 on)."""
+    try:
+        from airflow.providers.standard.operators.python import PythonOperator
+    except ImportError:  # Airflow 2.x
+        from airflow.operators.python import PythonOperator
+    return PythonOperator
+
 
 def _conf(context, for_import):
     from mwaa_migration import conf
