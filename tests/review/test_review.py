@@ -187,6 +187,8 @@ def test_replacement_table_matches_cloudformation_schemas():
     ({"Fn::Sub": ["${A}-x", {"A": {"Ref": "Bucket1"}}]}, "${MyBucket}-x"),
     ({"Fn::Select": [1, ["a", "b"]]}, "b"),
     ({"Fn::ImportValue": "Shared-Key"}, "import(Shared-Key)"),
+    ({"Fn::GetStackOutput": {"OutputName": "RefLogs", "Region": "eu-west-1", "StackName": "dev-storage"}},
+     "output(dev-storage.RefLogs)"),
     (True, "true"),
 ])
 def test_render_resolves_intrinsics_to_readable_names(value, expected):

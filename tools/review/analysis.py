@@ -147,6 +147,9 @@ def render(value: Any, names: Optional[dict[str, str]] = None) -> str:
             return f"select({render(index, names)}, {render(items, names)})"
         if key == "Fn::ImportValue":
             return f"import({render(arg, names)})"
+        if key == "Fn::GetStackOutput" and isinstance(arg, dict):
+            # CDK's weak cross-stack reference: an output of another stack, read at deploy time
+            return f"output({arg.get('StackName', '?')}.{arg.get('OutputName', '?')})"
         if key == "Fn::If" and isinstance(arg, list) and len(arg) == 3:
             return f"if({arg[0]}: {render(arg[1], names)} | {render(arg[2], names)})"
         if key == "Fn::GetAZs":
