@@ -138,6 +138,13 @@ def steps(tmp_path_factory):
     return _clone_props(step1), _clone_props(step2)
 
 
+def _stack_is(cfn_stub, status: str) -> None:
+    """The clone handler's DescribeStacks of its own stack answers ``status``."""
+    cfn_stub.add_response("describe_stacks", {"Stacks": [{
+        "StackName": "inplace-migration", "StackId": STACK_ID, "StackStatus": status,
+        "CreationTime": datetime(2026, 11, 1, tzinfo=timezone.utc)}]}, {"StackName": STACK_ID})
+
+
 def _handler_and_stubs():
     kw = dict(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
     mwaa, cfn = boto3.client("mwaa", **kw), boto3.client("cloudformation", **kw)
@@ -170,9 +177,7 @@ def test_in_place_step_is_one_update_environment(steps):
     assert changed == {"AirflowVersion"}
     handler, m, c = _handler_and_stubs()
     with m, c:
-        c.add_response("describe_stacks", {"Stacks": [{
-            "StackName": "inplace-migration", "StackId": STACK_ID, "StackStatus": "UPDATE_IN_PROGRESS",
-            "CreationTime": datetime(2026, 11, 1, tzinfo=timezone.utc)}]}, {"StackName": STACK_ID})
+        _stack_is(c, "UPDATE_IN_PROGRESS")
         m.add_response("get_environment", _target_env("2.11.0", "2-10-3-to-2-11-0"), {"Name": "analytics-green"})
         m.add_response("update_environment", {"Arn": TARGET_ARN},
                        {"Name": "analytics-green", "AirflowVersion": "3.0.6"})
@@ -189,9 +194,7 @@ def test_in_place_step_with_the_default_id_also_retags(steps):
     step2 = {**step2, "MigrationId": "2-10-3-to-3-0-6"}
     handler, m, c = _handler_and_stubs()
     with m, c:
-        c.add_response("describe_stacks", {"Stacks": [{
-            "StackName": "inplace-migration", "StackId": STACK_ID, "StackStatus": "UPDATE_IN_PROGRESS",
-            "CreationTime": datetime(2026, 11, 1, tzinfo=timezone.utc)}]}, {"StackName": STACK_ID})
+        _stack_is(c, "UPDATE_IN_PROGRESS")
         m.add_response("get_environment", _target_env("2.11.0", "2-10-3-to-2-11-0"), {"Name": "analytics-green"})
         m.add_response("tag_resource", {}, {"ResourceArn": TARGET_ARN,
                                             "Tags": {planner.TAG_MIGRATION_ID: "2-10-3-to-3-0-6"}})
@@ -208,9 +211,7 @@ def test_skipping_2_11_is_refused_by_the_handler_too(steps):
     step1, step2 = steps
     handler, m, c = _handler_and_stubs()
     with m, c:
-        c.add_response("describe_stacks", {"Stacks": [{
-            "StackName": "inplace-migration", "StackId": STACK_ID, "StackStatus": "UPDATE_IN_PROGRESS",
-            "CreationTime": datetime(2026, 11, 1, tzinfo=timezone.utc)}]}, {"StackName": STACK_ID})
+        _stack_is(c, "UPDATE_IN_PROGRESS")
         m.add_response("get_environment", _target_env("2.10.3", "2-10-3-to-2-11-0"), {"Name": "analytics-green"})
         with pytest.raises(clone_handler.HandlerError, match=r"AirflowVersion 2\.10\.3 -> 3\.0\.6 cannot be done in "
                                                              r"place"):

@@ -8,20 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.confighelpers import with_key
+from tests.confighelpers import MINIMAL_STAGE, with_key
 
 from stacks.stage_config import ConfigError, default_migration_id, load_stage
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
-BASE = {
-    "account": "111111111111",
-    "region": "eu-west-1",
-    "network": {"mode": "create", "vpc_cidr": "10.1.0.0/16", "availability_zones": ["eu-west-1a", "eu-west-1b"],
-                "private_subnet_cidrs": ["10.1.0.0/20", "10.1.16.0/20"]},
-    "source": {"mode": "create", "name": "src-env", "airflow_version": "2.10.3"},
-    "target": {"creation": "declared", "name": "tgt-env", "airflow_version": "2.11.0"},
-}
+BASE = MINIMAL_STAGE
 
 EXISTING_NET = {"mode": "existing", "vpc_id": "vpc-0123456789abcdef0", "vpc_cidr": "10.9.0.0/16",
                 "availability_zones": ["eu-west-1a", "eu-west-1b"],

@@ -10,18 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.confighelpers import MINIMAL_STAGE, with_key
+
 from mwaa_common import versions
 from stacks import stage_config
 from stacks.stage_config import ConfigError, load_stage, metadata_stepping_stones
 
-BASE = {
-    "account": "111111111111",
-    "region": "eu-west-1",
-    "network": {"mode": "create", "vpc_cidr": "10.1.0.0/16", "availability_zones": ["eu-west-1a", "eu-west-1b"],
-                "private_subnet_cidrs": ["10.1.0.0/20", "10.1.16.0/20"]},
-    "source": {"mode": "create", "name": "src-env", "airflow_version": "2.10.3"},
-    "target": {"creation": "clone", "name": "tgt-env", "airflow_version": "2.11.0"},
-}
+BASE = with_key(MINIMAL_STAGE, "target.creation", "clone")
 
 
 def load(tmp_path: Path, data: dict):
