@@ -15,7 +15,7 @@ STAGES ?= $(sort $(basename $(notdir $(wildcard config/*.yaml))))
 # every shipped pipeline: config/pipelines/<name>.yaml
 PIPELINES ?= $(sort $(basename $(notdir $(wildcard config/pipelines/*.yaml))))
 
-.PHONY: venv node test test-metadata bench-metadata synth review rehearse clean
+.PHONY: lint venv node test test-metadata bench-metadata synth review rehearse clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -99,3 +99,9 @@ bench-metadata: venv
 
 clean:
 	rm -rf cdk.out .pytest_cache reports
+
+# Lint and type gates (configured in pyproject.toml; dags/ruff.toml keeps dags/ Python 3.8-clean).
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
