@@ -10,7 +10,7 @@ class ConfError(ValueError):
     """Invalid configuration; the message names the field, the value and what is allowed."""
 
 
-_MIGRATION_ID = re.compile(r"^[a-z0-9-]{1,40}$")
+_MIGRATION_ID = re.compile(r"[a-z0-9-]{1,40}")
 _STRATEGIES = ("skip_existing", "overwrite")
 _TI_STATES = ("success", "failed", "upstream_failed", "skipped", "up_for_retry",
               "up_for_reschedule", "removed", "shutdown", "restarting", "deferred")
@@ -21,16 +21,23 @@ FIELDS = {
     "prefix": {"required": True},
     "migration_id": {"required": True},
     "tables": {"default": None},
+    # a deliberate re-run (the stage's rerun_token): its own export under {migration_id}/reruns/{rerun}/
+    "rerun": {"default": None},
+    # export only: the target's Airflow version; a 2.x target skips the Airflow 3 JSON columns
+    "target_airflow_version": {"default": None},
     "source_environment": {"default": None},
     "target_environment": {"default": None},
     "task_log_days": {"default": 3},
     "task_log_states": {"default": ["failed"]},
     "variables_strategy": {"default": "skip_existing"},
     "connections_strategy": {"default": "skip_existing"},
+    # default_pool exists in every new database: the source's settings win unless told otherwise
+    "default_pool_strategy": {"default": "overwrite"},
     "cutover": {"default": False},
     "dry_run": {"default": False},
 }
-EXPORT_KEYS = ("bucket", "prefix", "migration_id", "tables")
+EXPORT_KEYS = ("bucket", "prefix", "migration_id", "tables", "rerun", "target_airflow_version")
+_RERUN = re.compile(r"[a-z0-9]{1,40}")
 
 
 def _fail(field, value, allowed):
@@ -66,8 +73,14 @@ def validate(conf, *, for_import: bool) -> dict:
             or "//" in p:
         _fail("prefix", p, "a key prefix ending in '/' (no leading '/', no '//')")
     m = out["migration_id"]
-    if not isinstance(m, str) or not _MIGRATION_ID.match(m):
+    if not isinstance(m, str) or not _MIGRATION_ID.fullmatch(m):
         _fail("migration_id", m, "1-40 characters of a-z, 0-9 and '-'")
+    r = out["rerun"]
+    if r is not None and (not isinstance(r, str) or not _RERUN.fullmatch(r)):
+        _fail("rerun", r, "null or 1-40 characters of a-z and 0-9 (derived from the stage's rerun_token)")
+    tv = out.get("target_airflow_version")
+    if tv is not None and (not isinstance(tv, str) or not re.fullmatch(r"[23]\.[0-9]+\.[0-9]+", tv)):
+        _fail("target_airflow_version", tv, "null or an Airflow version such as 2.11.0 or 3.0.6")
     t = out["tables"]
     if t is not None:
         if not isinstance(t, list) or not t or not all(isinstance(x, str) for x in t):
@@ -98,7 +111,7 @@ def validate(conf, *, for_import: bool) -> dict:
         if v is None and d > 0:
             raise ConfError(f"dag_run.conf field {key!r} is required when task_log_days > 0 "
                             f"(task_log_days={d}); set it or set task_log_days to 0")
-    for key in ("variables_strategy", "connections_strategy"):
+    for key in ("variables_strategy", "connections_strategy", "default_pool_strategy"):
         if out[key] not in _STRATEGIES:
             _fail(key, out[key], " | ".join(_STRATEGIES))
     for key in ("cutover", "dry_run"):

@@ -5,22 +5,76 @@ import base64
 import datetime
 import decimal
 import json
+import math
 import pickle
 import uuid
 
 
-def _json_default(o):
-    if isinstance(o, (datetime.datetime, datetime.date, datetime.time)):
-        return o.isoformat()
-    if isinstance(o, (set, frozenset, tuple)):
-        return list(o)
-    if isinstance(o, decimal.Decimal):
-        return float(o)
-    if isinstance(o, uuid.UUID):
-        return str(o)
-    if isinstance(o, bytes):
-        return base64.b64encode(o).decode("ascii")
-    return repr(o)
+# Airflow 3 keeps dag_run.conf and xcom.value as JSON(B), which cannot hold everything a
+# pickle or Python's json module can. One rule per case; every use is counted and reported
+# (manifest "conversions" -> report), so no conversion is silent.
+RULES = {
+    "nan": "NaN/Infinity -> null (JSON has no such numbers)",
+    "nul": "NUL character removed from text (PostgreSQL text and jsonb cannot hold it)",
+    "bytes": "bytes -> base64 text",
+    "set": "set/tuple -> list",
+    "datetime": "date/time -> ISO 8601 text",
+    "decimal": "Decimal -> number",
+    "uuid": "UUID -> text",
+    "key": "non-text dict key -> text",
+    "other": "other object -> its repr() text",
+}
+
+
+def _scalar(o, counts: dict):
+    """JSON-safe form of a non-container value."""
+    if o is None or isinstance(o, (bool, int)):
+        return o
+    if isinstance(o, float):
+        if math.isnan(o) or math.isinf(o):
+            return _count(counts, "nan", None)
+        return o
+    if isinstance(o, str):
+        return _count(counts, "nul", o.replace("\x00", "")) if "\x00" in o else o
+    for kind, types, fn in _SCALARS:
+        if isinstance(o, types):
+            return _count(counts, kind, fn(o))
+    return _count(counts, "other", repr(o).replace("\x00", ""))
+
+
+_SCALARS = (
+    ("bytes", (bytes, bytearray, memoryview), lambda o: base64.b64encode(bytes(o)).decode("ascii")),
+    ("datetime", (datetime.datetime, datetime.date, datetime.time), lambda o: o.isoformat()),
+    ("decimal", decimal.Decimal, float),
+    ("uuid", uuid.UUID, str),
+)
+
+
+def _count(counts: dict, kind: str, value):
+    counts[kind] = counts.get(kind, 0) + 1
+    return value
+
+
+def json_safe(obj, counts: dict):
+    """``obj`` with every value PostgreSQL's jsonb accepts; ``counts`` gets one per rule used."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                k = _count(counts, "key", k if k is None or isinstance(k, (bool, int, float)) else str(k))
+                k = json.dumps(k) if not isinstance(k, str) else k
+            out[_scalar(k, counts)] = json_safe(v, counts)
+        return out
+    if isinstance(obj, list):
+        return [json_safe(v, counts) for v in obj]
+    if isinstance(obj, (set, frozenset, tuple)):
+        _count(counts, "set", None)
+        return [json_safe(v, counts) for v in obj]
+    return _scalar(obj, counts)
+
+
+def to_json(obj, counts: dict) -> str:
+    return json.dumps(json_safe(obj, counts), ensure_ascii=False, allow_nan=False)
 
 
 def bytea_text_to_bytes(v: str) -> bytes:
@@ -30,27 +84,32 @@ def bytea_text_to_bytes(v: str) -> bytes:
     return bytes.fromhex(v[2:])
 
 
-def pickle_to_json(v):
-    """dag_run.conf (pickled dict in 2.x) -> JSON text; None if it cannot be represented."""
+def pickle_to_json(v, counts=None):
+    """dag_run.conf (pickled dict in 2.x) -> JSON text for Airflow 3 (conversions counted)."""
     if v is None:
         return None
     obj = pickle.loads(bytea_text_to_bytes(v))  # noqa: S301 - the source's own metadata
-    return json.dumps(obj, default=_json_default, ensure_ascii=False)
+    return to_json(obj, {} if counts is None else counts)
 
 
-def xcom_to_json(v):
-    """xcom.value (JSON bytes, or a pickle with enable_xcom_pickling) -> JSON text."""
+_UNSAFE_JSON = ("NaN", "Infinity", "\\u0000")
+
+
+def xcom_to_json(v, counts=None):
+    """xcom.value (JSON bytes, or a pickle with enable_xcom_pickling) -> JSON text for Airflow 3."""
     if v is None:
         return None
+    counts = {} if counts is None else counts
     raw = bytea_text_to_bytes(v)
     try:
         text = raw.decode("utf-8")
-        json.loads(text)
-        return text
+        obj = json.loads(text)
     except (UnicodeDecodeError, ValueError):
-        pass
-    obj = pickle.loads(raw)  # noqa: S301 - the source's own metadata
-    return json.dumps(obj, default=_json_default, ensure_ascii=False)
+        return to_json(pickle.loads(raw), counts)  # noqa: S301 - the source's own metadata
+    del raw
+    if any(u in text for u in _UNSAFE_JSON):
+        return to_json(obj, counts)  # JSON that jsonb refuses: converted by the rules
+    return text
 
 
 CONVERTERS = {"pickle_to_json": pickle_to_json, "xcom_to_json": xcom_to_json}

@@ -129,3 +129,22 @@ def reserve_ids(cur, table: str, count: int) -> int:
 def migrated_tables_present(cur) -> list[str]:
     present = reflect(cur, rules.MIGRATED_TABLES)
     return [t for t in rules.MIGRATED_TABLES if t in present]
+
+
+def unique_keys(cur, tables) -> dict:
+    """{table: [[column, ...], ...]}: plain unique indexes (no predicate, no expression)."""
+    cur.execute(
+        """SELECT c.relname, array_agg(a.attname::text ORDER BY k.ord)
+             FROM pg_index i
+             JOIN pg_class c ON c.oid = i.indrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+             CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+            WHERE i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND c.relname = ANY(%s)
+            GROUP BY c.relname, i.indexrelid ORDER BY c.relname, i.indexrelid""",
+        (list(tables),),
+    )
+    out: dict = {}
+    for rel, cols in cur.fetchall():
+        out.setdefault(rel, []).append(list(cols))
+    return out

@@ -11,7 +11,10 @@ FETCH = 5000
 
 
 def keys(conf: dict) -> dict:
+    """Where one export lives; a re-run (conf ``rerun``) gets its own, fresh export."""
     base = f"{conf['prefix']}{conf['migration_id']}/"
+    if conf.get("rerun"):
+        base += f"reruns/{conf['rerun']}/"
     return {"base": base, "manifest": base + "manifest.json", "report": base + "report.json",
             "preflight": base + "preflight.json",
             "table": lambda t: base + f"tables/{t}.csv.gz"}
@@ -31,64 +34,147 @@ def preflight(s3, conf: dict) -> None:
 def _csv_field(v) -> str:
     if v is None:
         return ""
-    return '"' + v.replace('"', '""') + '"'
+    return '"' + (v.replace('"', '""') if '"' in v else v) + '"'
 
 
-def _export_python(cur, table, columns, sql, source_types, writer, fernet, stats):
-    """Row-by-row path for tables whose values are converted where the source runs."""
+FETCH_BYTES = 32 * 1024 * 1024  # most bytes of rows fetched at once (estimated from the widest row)
+FLUSH_BYTES = 4 * 1024 * 1024  # CSV text buffered before it is compressed
+
+
+def _width(col: str, typ: str) -> str:
+    """SQL for the bytes of one value in its text form (octet_length reads no TOAST data)."""
+    if typ == "bytea":
+        return f'2 * COALESCE(octet_length(q."{col}"), 0)'
+    if typ == "text" or typ.startswith(("character", "varchar")):
+        return f'COALESCE(octet_length(q."{col}"), 0)'
+    if typ in ("json", "jsonb"):
+        return f'COALESCE(octet_length(q."{col}"::text), 0)'
+    return "32"
+
+
+def fetch_rows(cur, sql: str, columns, types) -> int:
+    """Rows per fetch so that one batch stays under FETCH_BYTES: the widest row of the table
+    (text form: bytea doubles as hex) decides; 1 row at a time for 50 MB values."""
+    widths = " + ".join(_width(c, types.get(c, "text")) for c in columns) or "0"
+    cur.execute(f"SELECT COALESCE(max({widths}), 0) FROM ({sql}) q")
+    widest = int(cur.fetchone()[0] or 0)
+    return max(1, min(FETCH, FETCH_BYTES // max(widest, 1)))
+
+
+def _decrypt_row(row, enc, idx, source_types, fernet, table, stats, raw) -> bool:
+    """Decrypt the row's encrypted values in place; False (row rejected, named) if one fails."""
+    for col, flag in enc.items():
+        v = row[idx[col]]
+        if v is None:
+            continue
+        if flag == "target_text":
+            must = source_types.get(col) == "text"
+        else:
+            must = flag in idx and convert.is_true(row[idx[flag]])
+        if not must:
+            continue
+        if fernet is None:
+            raise RuntimeError(f"{table}.{col} holds encrypted values but no Fernet key is available to decrypt them")
+        try:
+            row[idx[col]] = fernet.decrypt(v.encode()).decode()
+        except Exception:  # noqa: BLE001 - never show the value
+            if flag == "target_text":
+                continue  # Airflow stores some trigger kwargs unencrypted
+            _reject_at_source(stats, table, col, idx, rows_key(table, list(idx), raw))
+            return False
+    return True
+
+
+def _convert_row(row, extra, idx, counts) -> int:
+    failures = 0
+    for name, (fn, src) in extra.items():
+        try:
+            row.append(fn(row[idx[src]], counts.setdefault(name, {})))
+        except Exception:  # noqa: BLE001
+            failures += 1
+            row.append(None)
+    return failures
+
+
+def _export_python(cur, table, columns, sql, source_types, writer, fernet, stats, json3=True):
+    """Row-by-row path for tables whose values are converted where the source runs.
+
+    Memory: batches bounded by bytes (``fetch_rows``), CSV text flushed every FLUSH_BYTES.
+    ``json3``: also compute the Airflow 3 JSON form of pickled/bytes columns.
+    """
     spec = rules.TABLES[table]
     enc = {c: f for c, f in spec.get("encrypted", {}).items() if c in columns}
-    extra = {n: (convert.CONVERTERS[fn], src) for n, (fn, src) in spec.get("export_extra", {}).items()
-             if src in columns}
+    extra = {}
+    if json3:
+        extra = {n: (convert.CONVERTERS[fn], src) for n, (fn, src) in spec.get("export_extra", {}).items()
+                 if src in columns}  # fmt: skip
     out_cols = list(columns) + list(extra)
     idx = {c: i for i, c in enumerate(columns)}
     as_text = ", ".join(f'q."{c}"::text' for c in columns)
-    inner = f"SELECT {as_text} FROM ({sql}) q"
+    batch = fetch_rows(cur, sql, columns, source_types)
     writer.write(",".join(out_cols).encode() + b"\n")
-    n = 0
-    failures = 0
+    n = failures = pending = 0
+    buf: list = []
+    counts: dict = {}
     named = cur.connection.cursor(name=f"mig_export_{table}")
-    named.itersize = FETCH
     try:
-        named.execute(inner)
+        named.execute(f"SELECT {as_text} FROM ({sql}) q")
         while True:
-            rows = named.fetchmany(FETCH)
+            rows = named.fetchmany(batch)
             if not rows:
                 break
-            buf = []
-            for row in rows:
-                row = list(row)
-                for col, flag in enc.items():
-                    v = row[idx[col]]
-                    if v is None:
-                        continue
-                    must = (flag == "target_text" and source_types.get(col) == "text") or \
-                           (flag != "target_text" and flag in idx and convert.is_true(row[idx[flag]]))
-                    if must:
-                        if fernet is None:
-                            raise RuntimeError(f"{table}.{col} holds encrypted values but no Fernet "
-                                               "key is available to decrypt them")
-                        try:
-                            row[idx[col]] = fernet.decrypt(v.encode()).decode()
-                        except Exception:  # noqa: BLE001 - never show the value
-                            if flag == "target_text":
-                                continue  # Airflow stores some trigger kwargs unencrypted
-                            raise RuntimeError(f"{table}.{col}: a value cannot be decrypted with the "
-                                               "source's Fernet key (row not exported)") from None
-                for name, (fn, src) in extra.items():
-                    try:
-                        row.append(fn(row[idx[src]]))
-                    except Exception:  # noqa: BLE001
-                        failures += 1
-                        row.append(None)
-                buf.append(",".join(_csv_field(v) for v in row))
+            for raw in rows:
+                row = list(raw)
+                if not _decrypt_row(row, enc, idx, source_types, fernet, table, stats, raw):
+                    continue
+                failures += _convert_row(row, extra, idx, counts)
+                line = ",".join(_csv_field(v) for v in row) + "\n"
+                del row
+                buf.append(line)
+                pending += len(line)
                 n += 1
-            writer.write(("\n".join(buf) + "\n").encode("utf-8"))
+                if pending >= FLUSH_BYTES:
+                    writer.write("".join(buf).encode("utf-8"))
+                    buf, pending = [], 0
+            del rows
+        if buf:
+            writer.write("".join(buf).encode("utf-8"))
     finally:
         named.close()
     if failures:
         stats["conversion_failures"] = failures
+    conv = {f"{extra[name][1]}: {convert.RULES[k]}": c for name, per in counts.items() for k, c in per.items()}
+    if conv:
+        stats["conversions"] = conv
     return out_cols, n
+
+
+# the column naming a row of the tables whose values are decrypted (never the value itself)
+NAME_COLUMNS = {"variable": "key", "connection": "conn_id", "trigger": "id"}
+
+
+def rows_key(table, columns, raw):
+    col = NAME_COLUMNS.get(table)
+    return raw[list(columns).index(col)] if col in columns else None
+
+
+def _reject_at_source(stats, table, col, idx, name):
+    """A value the source's Fernet key cannot decrypt: that row stays behind, named."""
+    reason = f"{table}.{col} cannot be decrypted with the source's Fernet key (row not exported)"
+    rej = stats.setdefault("rejected_at_source", [])
+    for r in rej:
+        if r["reason"] == reason:
+            r["count"] += 1
+            if len(r["sample"]) < 20:
+                r["sample"].append(name)
+            return
+    rej.append({"reason": reason, "count": 1, "sample": [name]})
+
+
+def needs_airflow3_json(conf: dict) -> bool:
+    """The Airflow 3 JSON form of pickled columns is computed only when the target may be 3.x."""
+    target = conf.get("target_airflow_version")
+    return not target or int(str(target).split(".")[0]) >= 3
 
 
 def export_table(conn, s3, conf, table, source_cols, fernet, progress=None) -> dict:
@@ -105,7 +191,8 @@ def export_table(conn, s3, conf, table, source_cols, fernet, progress=None) -> d
     try:
         with conn.cursor() as cur:
             if spec.get("encrypted") or spec.get("export_extra"):
-                out_cols, rows = _export_python(cur, table, columns, sql, types, gz, fernet, stats)
+                out_cols, rows = _export_python(cur, table, columns, sql, types, gz, fernet, stats,
+                                                json3=needs_airflow3_json(conf))
                 for n in spec.get("export_extra", {}):
                     if n in out_cols:
                         types[n] = "jsonb"
@@ -128,9 +215,38 @@ def export_table(conn, s3, conf, table, source_cols, fernet, progress=None) -> d
         with conn.cursor() as cur:
             cur.execute(f"SELECT max(q.id) FROM ({sql}) q")
             entry["max_id"] = cur.fetchone()[0] or 0
+    skipped = skipped_at_source(conn, table)
+    if skipped:
+        entry["skipped_at_source"] = skipped
     if progress:
         progress(f"exported {table}: {rows} rows, {sink.size} bytes")
     return entry
+
+
+def skipped_at_source(conn, table) -> list:
+    """[{reason, count}] of the rows the export leaves out of ``table`` (same snapshot)."""
+    q = plan.skipped_query(table)
+    if q is None:
+        return []
+    reasons, sql = q
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        counts = cur.fetchone()
+    return [{"reason": why, "count": int(n)} for why, n in zip(reasons, counts) if n]
+
+
+def not_migrated(cur, selected) -> dict:
+    """{table: {reason, rows}} for every table of the source schema that is not exported."""
+    cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "AND n.nspname = current_schema() WHERE c.relkind IN ('r', 'p') ORDER BY 1")
+    out = {}
+    for (t,) in cur.fetchall():
+        if t in selected:
+            continue
+        why = ("not selected (conf tables)" if t in rules.MIGRATED_TABLES else rules.not_migrated_reason(t))
+        cur.execute(f'SELECT count(*) FROM "{t}"')
+        out[t] = {"reason": why, "rows": cur.fetchone()[0]}
+    return out
 
 
 def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progress=None) -> dict:
@@ -155,6 +271,7 @@ def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progr
             source_ident = dbio.db_identity(cur)
             rules.family_of_revision(revision)
             schema = dbio.reflect(cur, conf["tables"])
+            left_out = not_migrated(cur, [t for t in conf["tables"] if t in schema])
         tables = {}
         for table in conf["tables"]:
             if table not in schema:
@@ -168,7 +285,7 @@ def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progr
             "source_airflow_version": airflow_version, "source_schema_revision": revision,
             "source_db_identity": source_ident,
             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "tables": tables, "active_dags": active, "paused_for_export": paused,
+            "tables": tables, "not_migrated": left_out, "active_dags": active, "paused_for_export": paused,
             "migration_dags": list(MIGRATION_DAG_IDS),
         }
         s3io.put_json(s3, conf["bucket"], k["manifest"], manifest)

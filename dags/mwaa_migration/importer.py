@@ -1,19 +1,34 @@
-"""db_import: verify the export, plan every table through the rule table, load idempotently."""
+"""db_import: verify the export, plan every table, classify every row, then load in one unit.
+
+Order of work: the manifest and every table file are checked (sha256 and row count) before
+the database is touched; id ranges for tables whose ids are kept are reserved and recorded
+in the target (``state.py``); then ONE transaction stages each table, classifies each row
+against the target (``classify.py``: new / identical / different / conflict / rejected),
+inserts only the new rows, overwrites "different" rows only where a strategy says so, and
+records the classification in the target. A failure anywhere rolls the whole import back;
+a re-run repeats it and finds the rows it committed earlier "identical".
+"""
+
 from __future__ import annotations
 
 import datetime
-import hashlib
 import logging
 import os
 import tempfile
 import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from mwaa_migration import dbio, plan, rules, s3io
+from mwaa_migration import classify, dbio, plan, rules, s3io, state
 from mwaa_migration.export import keys
 
 log = logging.getLogger("mwaa_migration.import")
 SAMPLE = 3
 COPY_CHUNK = 1024 * 1024
+SAMPLE_COLUMNS = (
+    "dag_id", "task_id", "run_id", "map_index", "try_number", "execution_date", "logical_date", "key",
+    "pool", "conn_id", "id", "uri", "dag_run__dag_id", "dag_run__run_id", "state",
+)  # fmt: skip
+SAMPLE_CHARS = 200
 
 
 class ImportError_(RuntimeError):  # noqa: N801 - "ImportError" is a builtin
@@ -24,18 +39,20 @@ def read_manifest(s3, conf) -> dict:
     k = keys(conf)
     m = s3io.get_json(s3, conf["bucket"], k["manifest"], missing_ok=True)
     if m is None:
-        raise ImportError_(f"no complete export at s3://{conf['bucket']}/{k['base']}: manifest.json is "
-                           "missing (the export did not finish, or prefix/migration_id are wrong)")
+        raise ImportError_(
+            f"no complete export at s3://{conf['bucket']}/{k['base']}: manifest.json is "
+            "missing (the export did not finish, or prefix/migration_id/rerun are wrong)"
+        )
     if m.get("format") != 1:
         raise ImportError_(f"manifest format {m.get('format')!r} is not supported (expected 1)")
     if m.get("migration_id") != conf["migration_id"]:
-        raise ImportError_(f"manifest migration_id {m.get('migration_id')!r} != conf "
-                           f"{conf['migration_id']!r}")
+        raise ImportError_(f"manifest migration_id {m.get('migration_id')!r} != conf {conf['migration_id']!r}")
     return m
 
 
 def verify_files(s3, conf, manifest, tables, progress, spool_dir=None) -> dict:
-    """Every selected table file exists and matches its sha256, before the DB is touched.
+    """Every selected table file exists, matches its sha256 and holds the manifest's number of
+    rows, before the DB is touched.
 
     With ``spool_dir`` each file is also kept there (compressed, on local disk) so the load
     reads S3 only once; returns {table: local path}.
@@ -46,38 +63,56 @@ def verify_files(s3, conf, manifest, tables, progress, spool_dir=None) -> dict:
         if t not in manifest["tables"]:
             continue
         e = manifest["tables"][t]
+        fh = None
         if spool_dir:
             paths[t] = os.path.join(spool_dir, f"{t}.csv.gz")
-            with open(paths[t], "wb") as fh:
-                got = s3io.object_sha256(s3, conf["bucket"], base + e["key"], spool=fh)
-        else:
-            got = s3io.object_sha256(s3, conf["bucket"], base + e["key"])
+            fh = open(paths[t], "wb")  # noqa: SIM115
+        try:
+            counter = s3io.CsvRecordCounter()
+            got = s3io.object_sha256(s3, conf["bucket"], base + e["key"], spool=fh, counter=counter)
+        finally:
+            if fh is not None:
+                fh.close()
+        where = f"s3://{conf['bucket']}/{base}{e['key']}"
         if got != e["sha256"]:
             raise s3io.TableFileError(
-                f"s3://{conf['bucket']}/{base}{e['key']}: sha256 {got} does not match the manifest's "
-                f"{e['sha256']}: refusing to import (nothing was written to the database)")
+                f"{where}: sha256 {got} does not match the manifest's "
+                f"{e['sha256']}: refusing to import (nothing was written to the database)"
+            )
+        if counter.records() != e["rows"]:
+            raise s3io.TableFileError(
+                f"{t}: file holds {counter.records()} rows, manifest says {e['rows']} ({where}): "
+                "refusing to import (nothing was written to the database)"
+            )
     progress(f"verified {len([t for t in tables if t in manifest['tables']])} table files against the manifest")
     return paths
 
 
-def _state_key(conf, manifest, target_ident) -> str:
-    """One id-map state per (source DB, target DB): a re-export of the same source under a new
-    migration_id reuses the ids already given, so rows are never imported twice."""
-    source = manifest.get("source_db_identity") or f"migration:{manifest['migration_id']}"
-    h = hashlib.sha256(f"{source}|{target_ident}".encode()).hexdigest()[:24]
-    return f"{conf['prefix']}import-state/{h}.json"
+class _Run:
+    """What every table of one import needs."""
+
+    def __init__(self, conn, s3, conf, manifest, *, fernet, progress, source_db, local, log_filter):
+        self.conn, self.s3, self.conf, self.manifest = conn, s3, conf, manifest
+        self.fernet, self.progress, self.source_db = fernet, progress, source_db
+        self.local: Dict[str, str] = local
+        self.log_filter: Optional[dict] = log_filter
 
 
-def _id_maps(conn, s3, conf, manifest, schema) -> dict:
-    """Segments {table: [[source id upto, offset], ...]} for tables whose ids are kept; ids are
-    reserved in the target's sequences before anything is loaded, and remembered in S3."""
+def source_db_of(manifest: dict) -> str:
+    """Identity of the exported database (ids are mapped per source DB)."""
+    return manifest.get("source_db_identity") or f"migration:{manifest['migration_id']}"
+
+
+def _id_maps(conn, manifest: dict, schema: dict, source_db: str) -> Dict[str, List[List[int]]]:
+    """Segments {table: [[source id upto, offset], ...]} for tables whose ids are kept.
+
+    Read from and recorded in the TARGET (``mwaa_migration_idmap``): ranges are reserved in
+    the target's sequences the first time a source id range is seen, and committed before
+    any row is loaded, so every later import of the same source maps ids identically.
+    """
     with conn.cursor() as cur:
-        ident = dbio.db_identity(cur)
-    key = _state_key(conf, manifest, ident)
-    state = s3io.get_json(s3, conf["bucket"], key, missing_ok=True) or {}
-    segments = {t: [list(x) for x in v] for t, v in state.get("segments", {}).items()}
-    changed = False
-    with conn.cursor() as cur:
+        state.ensure(cur)
+        segments = state.load_segments(cur, source_db)
         for t, spec in rules.TABLES.items():
             if spec["ids"] != "offset" or t not in schema or "id" not in schema[t]:
                 continue
@@ -87,204 +122,350 @@ def _id_maps(conn, s3, conf, manifest, schema) -> dict:
             if src_max > upto:
                 top = dbio.reserve_ids(cur, t, src_max - upto)
                 segs.append([src_max, top - upto])
-                changed = True
+                state.add_segment(cur, source_db, t, src_max, top - upto)
     conn.commit()
-    if changed:
-        s3io.put_json(s3, conf["bucket"], key, {"target_db_identity": ident,
-                                                "source_db_identity": manifest.get("source_db_identity"),
-                                                "segments": segments})
     with conn.cursor() as cur:
         for t, segs in segments.items():
             cur.execute(plan.idmap_sql(t, segs))
+        state.bind(cur, source_db)
     conn.commit()
     return segments
 
 
-def _encrypt_staging(cur, p, fernet, stg):
-    if not p["encrypt"]:
-        return
-    if fernet is None:
-        raise ImportError_(f"{p['table']}: values must be encrypted but the target has no Fernet key")
-    for col, flag in p["encrypt"].items():
-        where = f' AND "{flag}" IN (\'t\', \'true\')' if flag else ""
-        cur.execute(f'SELECT ctid::text, "{col}" FROM {stg} WHERE "{col}" IS NOT NULL{where}')
-        rows = cur.fetchall()
-        for ctid, val in rows:
-            cur.execute(f'UPDATE {stg} SET "{col}" = %s WHERE ctid = %s::tid',
-                        (fernet.encrypt(val.encode("utf-8")).decode(), ctid))
-
-
-def load_table(conn, s3, conf, manifest, p, idmaps, fernet, log_filter=None, progress=None,
-               local_path=None):
-    """One table in one transaction. Returns its report entry (and selected TIs for log copy)."""
+def _stage(cur, run: _Run, p: dict, e: dict, stg: str) -> int:
     t = p["table"]
-    e = manifest["tables"][t]
-    entry = {"exported": e["rows"], "inserted": 0, "already_present": 0, "rejected": 0,
-             "rejections": []}
-    if p.get("notes"):
-        entry["notes"] = p["notes"]  # columns the rule table deliberately does not carry over
-    if p["action"] == "reject_all":
-        entry["rejected"] = e["rows"]
-        if e["rows"]:
-            entry["rejections"].append({"reason": p["reason"], "count": e["rows"], "sample": []})
-        return entry, []
-    stg = f"mig_stg_{t}"
-    started = time.monotonic()
-    spool_fh = open(local_path, "rb") if local_path else None  # noqa: SIM115
-    selected = []
+    path = run.local.get(t)
+    spool_fh = open(path, "rb") if path else None  # noqa: SIM115
     try:
-        reader = s3io.S3GzipReader(s3, conf["bucket"], keys(conf)["base"] + e["key"],
-                                   sha256=e["sha256"], columns=e["columns"], body=spool_fh,
-                                   progress=progress)
-        with conn.cursor() as cur:
-            cols = ", ".join(f'"{c}" text' for c in p["staging_columns"])
-            cur.execute(f"CREATE TEMP TABLE {stg} ({cols}) ON COMMIT DROP")
-            collist = ", ".join(f'"{c}"' for c in p["staging_columns"])
-            cur.copy_expert(f"COPY {stg} ({collist}) FROM STDIN WITH (FORMAT csv, HEADER true)", reader,
-                            size=COPY_CHUNK)
-            staged = cur.rowcount
-            reader.verify()
-            if staged is None or staged < 0:
-                cur.execute(f"SELECT count(*) FROM {stg}")
-                staged = cur.fetchone()[0]
-            if staged != e["rows"]:
-                raise s3io.TableFileError(f"{t}: file holds {staged} rows, manifest says {e['rows']}")
-            _encrypt_staging(cur, p, fernet, stg)
-            if log_filter and p["table"] == "task_instance":
-                cur.execute(f"""SELECT dag_id, task_id, run_id, map_index::int, try_number::int, state,
-                                       end_date::timestamptz FROM {stg}
-                                 WHERE state = ANY(%s) AND end_date IS NOT NULL
-                                   AND end_date::timestamptz >= now() - make_interval(days => %s)""",
-                            (log_filter["states"], log_filter["days"]))
-                selected = [dict(zip(("dag_id", "task_id", "run_id", "map_index", "try_number",
-                                      "state", "end_date"), r)) for r in cur.fetchall()]
-            missing = [t for t in p["idmaps_needed"] if t not in idmaps]
-            if missing:
-                raise ImportError_(f"{t}: no id map for {missing} (table absent in the target?)")
-            sel = p["select"]
-            conds = p["require"]
-            where = (" WHERE " + " AND ".join(f"({c})" for _, c in conds)) if conds else ""
-            ins = ", ".join(f'"{c}"' for c in p["insert_columns"])
-            body = f'INSERT INTO "{t}" ({ins}) SELECT {", ".join(sel)} FROM {stg} s{where}'
-            overwritten = 0
-            up = p["upsert"]
-            if up and conf[up["strategy_key"]] == "overwrite":
-                kc = up["conflict"]
-                kexpr = sel[p["insert_columns"].index(kc)]
-                cur.execute(f'SELECT count(*) FROM {stg} s{where}{" AND" if where else " WHERE"} '
-                            f'EXISTS (SELECT 1 FROM "{t}" k WHERE k."{kc}" = {kexpr})')
-                overwritten = cur.fetchone()[0]
-                sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in p["insert_columns"] if c != kc)
-                cur.execute(body + f' ON CONFLICT ("{kc}") DO UPDATE SET {sets}')
-                inserted = cur.rowcount - overwritten
-            else:
-                cur.execute(body + " ON CONFLICT DO NOTHING")
-                inserted = cur.rowcount
-            rejected = 0
-            if staged - inserted - overwritten:
-                # only when something was not inserted: say why, row by row class
-                prior = []
-                for why, c in conds:
-                    w = " AND ".join([f"({x})" for x in prior] + [f"NOT ({c})"])
-                    cur.execute(f"SELECT count(*) FROM {stg} s WHERE {w}")
-                    n = cur.fetchone()[0]
-                    if n:
-                        kcols = [x for x in ("dag_id", "task_id", "run_id", "map_index", "key", "id")
-                                 if x in p["staging_columns"]][:4]
-                        cur.execute(f"SELECT {', '.join(f's.{chr(34)}{x}{chr(34)}' for x in kcols) or '1'} "
-                                    f"FROM {stg} s WHERE {w} LIMIT {SAMPLE}")
-                        sample = [dict(zip(kcols, r)) for r in cur.fetchall()]
-                        entry["rejections"].append({"reason": why, "count": n, "sample": sample})
-                        rejected += n
-                    prior.append(c)
-            present = staged - rejected - inserted
-            if present and not overwritten:
-                kx = p["key_exprs"]
-                match = " AND ".join(f'k."{c}" = {x}' for c, x in zip(p["key"], kx))
-                cur.execute(f"SELECT count(*) FROM {stg} s{where}{' AND' if where else ' WHERE'} "
-                            f'EXISTS (SELECT 1 FROM "{t}" k WHERE {match})')
-                truly = min(cur.fetchone()[0], present)
-                if truly < present:
-                    entry["rejections"].append({
-                        "reason": "conflicts with a different row of the target on a unique constraint",
-                        "count": present - truly, "sample": []})
-                    rejected += present - truly
-                    present = truly
-            for col in p["serial_columns"]:
-                dbio.reset_sequence(cur, t, col)
-            entry.update(inserted=inserted, already_present=present, rejected=rejected)
-            if overwritten:
-                entry["overwritten"] = overwritten
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
+        reader = s3io.S3GzipReader(
+            run.s3, run.conf["bucket"], keys(run.conf)["base"] + e["key"], sha256=e["sha256"],
+            columns=e["columns"], body=spool_fh, progress=run.progress,
+        )  # fmt: skip
+        cols = ", ".join(f'"{c}" text' for c in p["staging_columns"])
+        cur.execute(f"CREATE TEMP TABLE {stg} ({cols}) ON COMMIT DROP")
+        collist = ", ".join(f'"{c}"' for c in p["staging_columns"])
+        cur.copy_expert(f"COPY {stg} ({collist}) FROM STDIN WITH (FORMAT csv, HEADER true)", reader, size=COPY_CHUNK)
+        staged = cur.rowcount
+        reader.verify()
     finally:
         if spool_fh is not None:
             spool_fh.close()
-    if progress:
-        progress(f"{t}: exported {entry['exported']}, inserted {entry['inserted']}, already present "
-                 f"{entry['already_present']}, rejected {entry['rejected']} "
-                 f"({time.monotonic() - started:.1f}s)")
+    if staged is None or staged < 0:
+        cur.execute(f"SELECT count(*) FROM {stg}")
+        staged = cur.fetchone()[0]
+    if staged != e["rows"]:
+        raise s3io.TableFileError(f"{t}: file holds {staged} rows, manifest says {e['rows']}")
+    return staged
+
+
+def _select_tis(cur, stg: str, log_filter: dict) -> List[dict]:
+    cur.execute(
+        f"""SELECT dag_id, task_id, run_id, map_index::int, try_number::int, state,
+                   end_date::timestamptz FROM {stg}
+             WHERE state = ANY(%s) AND end_date IS NOT NULL
+               AND end_date::timestamptz >= now() - make_interval(days => %s)""",
+        (log_filter["states"], log_filter["days"]),
+    )
+    names = ("dag_id", "task_id", "run_id", "map_index", "try_number", "state", "end_date")
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def _decrypted(fernet, value: Optional[str], encrypted: bool) -> Optional[str]:
+    if value is None or not encrypted:
+        return value
+    try:
+        return fernet.decrypt(value.encode()).decode()
+    except Exception:  # noqa: BLE001 - never show the value
+        return "\0undecryptable"
+
+
+def _compare_encrypted(cur, run: _Run, p: dict, rows: str) -> None:
+    """Encrypted columns are compared decrypted (ciphertexts differ every time)."""
+    if not p["encrypt"]:
+        return
+    if run.fernet is None:
+        raise ImportError_(f"{p['table']}: values are encrypted but the target has no Fernet key")
+    match = classify.key_match(p)
+    for col, flag in p["encrypt"].items():
+        tflag = f'k."{flag}"' if flag else "TRUE"
+        cur.execute(
+            f'SELECT r.ctid::text, r."{col}", k."{col}", {tflag} FROM {rows} r JOIN "{p["table"]}" k ON {match} '
+            f"WHERE r._class IN ('{classify.IDENTICAL}', '{classify.DIFFERENT}')"
+        )
+        for ctid, mine, theirs, tenc in cur.fetchall():
+            if mine == _decrypted(run.fernet, theirs, bool(tenc)):
+                continue
+            cur.execute(
+                f"UPDATE {rows} SET _class = %s, _why = concat_ws('; ', _why, %s) WHERE ctid = %s::tid",
+                (classify.DIFFERENT, f"{col} differs (compared decrypted)", ctid),
+            )
+
+
+def _encrypt_rows(cur, run: _Run, p: dict, rows: str) -> None:
+    """Encrypt secret columns with the target's Fernet key in the rows about to be written."""
+    for col, flag in p["encrypt"].items():
+        cond = f' AND "{flag}" IS TRUE' if flag else ""
+        cur.execute(
+            f'SELECT ctid::text, "{col}" FROM {rows} WHERE "{col}" IS NOT NULL{cond} '
+            f"AND _class IN ('{classify.NEW}', '{classify.DIFFERENT}')"
+        )
+        for ctid, val in cur.fetchall():
+            cur.execute(
+                f'UPDATE {rows} SET "{col}" = %s WHERE ctid = %s::tid',
+                (run.fernet.encrypt(val.encode("utf-8")).decode(), ctid),
+            )
+
+
+def _classify(cur, run: _Run, p: dict, stg: str, rows: str, staged: int) -> Dict[Tuple[str, int], int]:
+    """Build ``rows`` (target form + class) and return {(class, rule index): count}."""
+    cur.execute(classify.rows_sql(p, stg, rows))
+    if cur.rowcount != staged:
+        raise ImportError_(
+            f"{p['table']}: {cur.rowcount} classified rows for {staged} staged: the natural key "
+            f"{p['key']} is not unique in the target"
+        )
+    for cols in p["unique_checks"]:
+        cur.execute(classify.unique_clash_sql(p, rows, cols))
+    _compare_encrypted(cur, run, p, rows)
+    state.record_conflicts(
+        cur, run.source_db, p["table"], f"SELECT * FROM {rows} WHERE _class = '{classify.CONFLICT}'", p["key"]
+    )
+    cur.execute(f"SELECT _class, _rej, count(*) FROM {rows} GROUP BY 1, 2")
+    return {(c, int(i)): int(n) for c, i, n in cur.fetchall()}
+
+
+def _write(cur, run: _Run, p: dict, rows: str, n_new: int, n_diff: int) -> Tuple[int, int]:
+    """Insert the new rows, overwrite "different" ones where the strategy says so."""
+    t = p["table"]
+    ins = ", ".join(f'"{c}"' for c in p["insert_columns"])
+    inserted = 0
+    if n_new:
+        cur.execute(
+            f'INSERT INTO "{t}" ({ins}) SELECT {ins} FROM {rows} WHERE _class = \'{classify.NEW}\' '
+            "ON CONFLICT DO NOTHING"
+        )
+        inserted = cur.rowcount
+    up = p["upsert"]
+    if not (up and n_diff and run.conf.get(up["strategy_key"]) == "overwrite"):
+        return inserted, 0
+    sets = ", ".join(f'"{c}" = r."{c}"' for c in p["insert_columns"] if c not in p["key"])
+    only = "".join(f" AND r.\"{c}\" = '{v}'" for c, v in (up["only"] or {}).items())
+    cur.execute(
+        f'UPDATE "{t}" k SET {sets} FROM {rows} r WHERE r._class = \'{classify.DIFFERENT}\' '
+        f"AND {classify.key_match(p)}{only}"
+    )
+    return inserted, cur.rowcount
+
+
+def _sample_rows(cur, p: dict, stg: str, sctids: List[str]) -> List[dict]:
+    """The staged (exported) form of some rows: enough columns to find them, never a secret."""
+    if not sctids:
+        return []
+    cols = [c for c in SAMPLE_COLUMNS if c in p["staging_columns"] and c not in p["encrypt"]]
+    cols = cols or [c for c in p["staging_columns"] if c not in p["encrypt"]][:4]
+    sel = ", ".join(f'left("{c}", {SAMPLE_CHARS})' for c in cols)
+    cur.execute(f"SELECT {sel} FROM {stg} WHERE ctid = ANY(%s::tid[])", (sctids,))
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def _rejections(cur, p: dict, stg: str, rows: str) -> List[dict]:
+    out = []
+    reasons = [why for why, _ in p["require"]]
+    cur.execute(
+        f"SELECT _class, _rej, _why, count(*), (array_agg(_sctid::text))[1:{SAMPLE}] FROM {rows} "
+        f"WHERE _class IN ('{classify.REJECTED}', '{classify.CONFLICT}') GROUP BY 1, 2, 3 ORDER BY 4 DESC"
+    )
+    for cls, rej, why, n, sctids in cur.fetchall():
+        reason = reasons[rej - 1] if cls == classify.REJECTED else f"conflict: {why}"
+        out.append({"reason": reason, "count": n, "class": cls, "sample": _sample_rows(cur, p, stg, sctids)})
+    return out
+
+
+def _diff_samples(cur, p: dict, stg: str, rows: str) -> List[dict]:
+    cur.execute(classify.diff_sample_sql(p, rows, SAMPLE))
+    out = []
+    for sctid, cols, why in cur.fetchall():
+        row = _sample_rows(cur, p, stg, [sctid])
+        out.append({"row": row[0] if row else {}, "differs": list(cols) + ([why] if why else [])})
+    return out
+
+
+def _entry(e: dict, p: dict) -> dict:
+    entry: Dict[str, Any] = {"exported": e["rows"], "inserted": 0, "already_present": 0, "rejected": 0,
+                             "rejections": []}  # fmt: skip
+    for k in ("skipped_at_source", "rejected_at_source", "conversions"):
+        if e.get(k):
+            entry[k] = e[k]
+    if p.get("notes"):
+        entry["notes"] = p["notes"]  # columns the rule table deliberately does not carry over
+    return entry
+
+
+def load_table(run: _Run, p: dict) -> Tuple[dict, List[dict]]:
+    """Stage, classify and write one table inside the import's transaction."""
+    t = p["table"]
+    e = run.manifest["tables"][t]
+    entry = _entry(e, p)
+    if p["action"] == "reject_all":
+        entry["rejected"] = e["rows"]
+        entry["classes"] = dict.fromkeys(classify.CLASSES, 0)
+        entry["classes"][classify.REJECTED] = e["rows"]
+        if e["rows"]:
+            entry["rejections"].append({"reason": p["reason"], "count": e["rows"], "sample": []})
+        return entry, []
+    started = time.monotonic()
+    stg, rows = f"mig_stg_{t}", f"mig_rows_{t}"
+    with run.conn.cursor() as cur:
+        staged = _stage(cur, run, p, e, stg)
+        selected = _select_tis(cur, stg, run.log_filter) if run.log_filter and rules.TABLES[t].get("log_selection") else []
+        counts = _classify(cur, run, p, stg, rows, staged)
+        by_class = {c: sum(n for (k, _), n in counts.items() if k == c) for c in classify.CLASSES}
+        entry["rejections"] = _rejections(cur, p, stg, rows)
+        if by_class[classify.DIFFERENT]:  # before anything is overwritten
+            entry["samples_different"] = _diff_samples(cur, p, stg, rows)
+        if p["encrypt"]:
+            _encrypt_rows(cur, run, p, rows)
+        inserted, overwritten = _write(cur, run, p, rows, by_class[classify.NEW], by_class[classify.DIFFERENT])
+        lost = by_class[classify.NEW] - inserted
+        if lost:  # a concurrent writer took the key between classification and insert
+            entry["rejections"].append({"reason": "clashed on a unique constraint while inserting", "count": lost,
+                                        "class": classify.CONFLICT, "sample": []})  # fmt: skip
+            by_class[classify.NEW] -= lost
+            by_class[classify.CONFLICT] += lost
+        for col in p["serial_columns"]:
+            dbio.reset_sequence(cur, t, col)
+        state.record_table(cur, run.source_db, run.conf["migration_id"], t, e["sha256"], by_class)
+        cur.execute(f"DROP TABLE {rows}, {stg}")
+    entry.update(
+        inserted=by_class[classify.NEW],
+        already_present=by_class[classify.IDENTICAL] + by_class[classify.DIFFERENT],
+        rejected=by_class[classify.REJECTED] + by_class[classify.CONFLICT],
+        classes=by_class,
+    )
+    if overwritten:
+        entry["overwritten"] = overwritten
+    run.progress(
+        f"{t}: exported {entry['exported']}: "
+        + ", ".join(f"{c} {by_class[c]}" for c in classify.CLASSES if by_class[c])
+        + (f" (overwritten {overwritten})" if overwritten else "")
+        + f" ({time.monotonic() - started:.1f}s)"
+    )
     return entry, selected
 
 
-def run_import(conn, s3, conf: dict, *, target_airflow_version: str, fernet=None,
-               logs_client_factory=None, progress=None) -> dict:
+def run_import(
+    conn, s3, conf: dict, *, target_airflow_version: str, fernet=None, logs_client_factory=None, progress=None
+) -> dict:
     progress = progress or log.info
     manifest = read_manifest(s3, conf)
     tables = [t for t in conf["tables"] if t in manifest["tables"]]
     with tempfile.TemporaryDirectory(prefix="mwaa-migration-") as spool:
-        return _run_import(conn, s3, conf, manifest, tables,
-                           verify_files(s3, conf, manifest, tables, progress, spool),
-                           target_airflow_version=target_airflow_version, fernet=fernet,
-                           logs_client_factory=logs_client_factory, progress=progress)
+        local = verify_files(s3, conf, manifest, tables, progress, spool)
+        return _run_import(
+            conn, s3, conf, manifest, tables, local, target_airflow_version=target_airflow_version,
+            fernet=fernet, logs_client_factory=logs_client_factory, progress=progress,
+        )  # fmt: skip
 
 
-def _run_import(conn, s3, conf, manifest, tables, local, *, target_airflow_version, fernet,
-                logs_client_factory, progress):
+def _plans(conn, manifest: dict, tables: List[str]) -> Tuple[str, dict, List[dict]]:
     with conn.cursor() as cur:
         revision = dbio.schema_revision(cur)
         target_family = rules.family_of_revision(revision)
         schema = dbio.reflect(cur, rules.MIGRATED_TABLES + ("log_template",))
+        uniques = dbio.unique_keys(cur, rules.MIGRATED_TABLES)
     conn.commit()
     plans = plan.plan_import(manifest, target_family, schema, tables)
-    progress(f"plan: {manifest['source_airflow_version']} (schema "
-             f"{rules.family_of_revision(manifest['source_schema_revision'])}) -> "
-             f"{target_airflow_version} (schema {target_family}), {len(plans)} tables")
+    for p in plans:
+        if p["action"] == "load":
+            p["unique_checks"] = [
+                u for u in uniques.get(p["table"], []) if u != p["key"] and all(c in p["insert_columns"] for c in u)
+            ]
+    return target_family, schema, plans
+
+
+def summarize(report: dict, manifest: dict) -> None:
+    """Totals per class, what was not migrated, and the two verdicts."""
+    tables = report["tables"]
+    totals = {c: sum(e.get("classes", {}).get(c, 0) for e in tables.values()) for c in classify.CLASSES}
+    totals["overwritten"] = sum(e.get("overwritten", 0) for e in tables.values())
+    totals["skipped_at_source"] = sum(
+        x["count"] for e in manifest["tables"].values() for x in e.get("skipped_at_source", [])
+    )
+    totals["rejected_at_source"] = sum(
+        x["count"] for e in manifest["tables"].values() for x in e.get("rejected_at_source", [])
+    )
+    report["summary"] = totals
+    report["not_migrated"] = manifest.get("not_migrated", {})
+    report["all_rows_accounted"] = all(
+        e["exported"] == e["inserted"] + e["already_present"] + e["rejected"] for e in tables.values()
+    )
+    # every exported row is now in the target with the source's values
+    report["all_rows_identical_in_target"] = (
+        report["all_rows_accounted"]
+        and totals[classify.CONFLICT] == 0
+        and totals[classify.REJECTED] == 0
+        and totals[classify.DIFFERENT] == totals["overwritten"]
+        and totals["rejected_at_source"] == 0
+    )
+
+
+def _run_import(conn, s3, conf, manifest, tables, local, *, target_airflow_version, fernet, logs_client_factory,
+                progress):  # fmt: skip
+    target_family, schema, plans = _plans(conn, manifest, tables)
+    progress(
+        f"plan: {manifest['source_airflow_version']} (schema "
+        f"{rules.family_of_revision(manifest['source_schema_revision'])}) -> "
+        f"{target_airflow_version} (schema {target_family}), {len(plans)} tables"
+    )
     if conf.get("dry_run"):
-        return {"dry_run": True, "plans": [{k: p.get(k) for k in ("table", "action", "reason",
-                                                                  "insert_columns", "notes")}
-                                           for p in plans]}
-    idmaps = _id_maps(conn, s3, conf, manifest, schema)
+        fields = ("table", "action", "reason", "insert_columns", "notes")
+        return {"dry_run": True, "plans": [{k: p.get(k) for k in fields} for p in plans]}
+    source_db = source_db_of(manifest)
+    _id_maps(conn, manifest, schema, source_db)
     log_filter = None
     if conf.get("task_log_days", 0) > 0:
         log_filter = {"states": conf["task_log_states"], "days": conf["task_log_days"]}
-    report = {"migration_id": conf["migration_id"], "target_airflow_version": target_airflow_version,
-              "source_airflow_version": manifest["source_airflow_version"],
-              "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-              "tables": {}, "task_logs": None}
-    selected = []
-    for p in plans:
-        entry, sel = load_table(conn, s3, conf, manifest, p, idmaps, fernet, log_filter, progress,
-                                local_path=local.get(p["table"]))
-        report["tables"][p["table"]] = entry
-        selected.extend(sel)
-    report["all_rows_accounted"] = all(
-        e["exported"] == e["inserted"] + e["already_present"] + e["rejected"]
-        for e in report["tables"].values())
+    run = _Run(conn, s3, conf, manifest, fernet=fernet, progress=progress, source_db=source_db, local=local,
+               log_filter=log_filter)  # fmt: skip
+    report: Dict[str, Any] = {
+        "migration_id": conf["migration_id"], "target_airflow_version": target_airflow_version,
+        "source_airflow_version": manifest["source_airflow_version"],
+        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(), "tables": {}, "task_logs": None,
+    }  # fmt: skip
+    selected: List[dict] = []
+    try:
+        for p in plans:
+            entry, sel = load_table(run, p)
+            report["tables"][p["table"]] = entry
+            selected.extend(sel)
+        conn.commit()  # the whole import is one unit
+    except BaseException:
+        conn.rollback()
+        raise
+    summarize(report, manifest)
     report["finished_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
-    k = keys(conf)
-    s3io.put_json(s3, conf["bucket"], k["report"], report)
-    if log_filter:
+    return _finish(run, report, selected, target_airflow_version, logs_client_factory)
+
+
+def _finish(run: _Run, report: dict, selected: List[dict], target_version: str,
+            logs_client_factory: Optional[Callable[[], Any]]) -> dict:  # fmt: skip
+    conf, k = run.conf, keys(run.conf)
+    s3io.put_json(run.s3, conf["bucket"], k["report"], report)
+    if run.log_filter:
         from mwaa_migration import task_logs  # imported only when logs are copied
+
         client = logs_client_factory() if logs_client_factory else None
         report["task_logs"] = task_logs.copy_task_logs(
             client, source_env=conf["source_environment"], target_env=conf["target_environment"],
-            source_version=manifest["source_airflow_version"], target_version=target_airflow_version,
-            task_instances=selected, progress=progress)
-        s3io.put_json(s3, conf["bucket"], k["report"], report)
+            source_version=run.manifest["source_airflow_version"], target_version=target_version,
+            task_instances=selected, progress=run.progress,
+        )  # fmt: skip
+        s3io.put_json(run.s3, conf["bucket"], k["report"], report)
     if not report["all_rows_accounted"]:
         raise ImportError_(f"row accounting does not add up; see s3://{conf['bucket']}/{k['report']}")
-    progress(f"report written: s3://{conf['bucket']}/{k['report']}")
+    run.progress(
+        f"report written: s3://{conf['bucket']}/{k['report']} ("
+        + ", ".join(f"{c} {n}" for c, n in report["summary"].items() if n)
+        + ")"
+    )
     return report

@@ -46,11 +46,24 @@ def export_query(table: str, columns: list[str]) -> tuple[list[str], str]:
     for name, sql in spec.get("export_join", {}).items():
         cols.append(name)
         select.append(f"{fill(sql, {}, table=table)} AS \"{name}\"")
-    where = spec.get("export_where")
+    keep = [fill(c, {}, table=table) for _, c in spec.get("export_keep", [])]
     sql = f'SELECT {", ".join(select)} FROM "{table}" t'
-    if where:
-        sql += " WHERE " + fill(where, {}, table=table)
+    if keep:
+        sql += " WHERE " + " AND ".join(f"({c})" for c in keep)
     return cols, sql
+
+
+def skipped_query(table: str) -> tuple[list[str], str] | None:
+    """Reasons and one SELECT counting, per reason, the rows the export leaves out (first
+    failing condition wins), or None when the export keeps every row."""
+    keep = [(why, fill(c, {}, table=table)) for why, c in rules.TABLES[table].get("export_keep", [])]
+    if not keep:
+        return None
+    arms = []
+    for i, (_, c) in enumerate(keep):
+        earlier = [f"({x})" for _, x in keep[:i]]
+        arms.append("count(*) FILTER (WHERE " + " AND ".join(earlier + [f"NOT ({c})"]) + ")")
+    return [why for why, _ in keep], f'SELECT {", ".join(arms)} FROM "{table}" t'
 
 
 def _quote(v: str) -> str:
@@ -150,13 +163,10 @@ def plan_table(table: str, source: dict, source_family: str, target_family: str,
     scope = dict(known)
     scope.update(final)
 
-    key = None
-    for cand in spec["keys"]:
-        if all(c in final for c in cand):
-            key = cand
-            break
+    key = _first_present(spec["keys"], final)
     if key is None:
         raise PlanError(f"{table}: none of the natural keys {spec['keys']} exists in the target")
+    identity = _first_present(spec.get("identity", []), final) or []
     require = [(why, fill(sql, scope, table=table)) for why, sql in spec.get("require", [])]
     enc = {}
     for col, flag in encrypted.items():
@@ -169,20 +179,33 @@ def plan_table(table: str, source: dict, source_family: str, target_family: str,
             enc[col] = flag if flag in source["columns"] else None
     upsert = spec.get("upsert")
     serial = [c for c, info in target_columns.items() if info.get("serial")]
+    # values that decide identical vs different: not the key, not values the import makes up
+    # (a fresh uuid7 per run, columns it sets NULL) and not encrypted ones (compared decrypted)
+    uncompared = set(key) | set(spec.get("null_columns", [])) | set(enc)
+    compare = [c for c in insert_cols if c not in uncompared and "gen_random_uuid()" not in final[c]]
     return {
         "table": table, "action": "load",
         "staging_columns": list(source["columns"]),
         "insert_columns": insert_cols,
         "select": [final[c] for c in insert_cols],
         "key": key, "key_exprs": [final[c] for c in key],
+        "identity": [c for c in identity if c not in key], "compare": compare,
+        "column_types": {c: target_columns[c]["type"] for c in insert_cols},
         "require": require,
         "encrypt": enc,
-        "upsert": {"strategy_key": upsert[0], "conflict": upsert[1]} if upsert else None,
+        "upsert": {"strategy_key": upsert[0], "only": upsert[1]} if upsert else None,
         "serial_columns": serial,
         "idmaps_needed": sorted(set(re.findall(IDMAP.replace(".", r"\.") + r"([a-z_]+)\(",
                                                " ".join(final.values())))),
         "notes": notes,
     }
+
+
+def _first_present(candidates, final):
+    for cand in candidates:
+        if all(c in final for c in cand):
+            return list(cand)
+    return None
 
 
 def plan_import(manifest: dict, target_family: str, target_schema: dict, tables: list[str]) -> list[dict]:

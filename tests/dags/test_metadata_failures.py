@@ -121,8 +121,9 @@ def test_missing_manifest_names_the_location(s3, make_db):
         _import(make_db("2.11.0"), s3, _conf("no-such-export", task_log_days=0))
 
 
-def test_partial_run_rolls_back_the_table_and_resumes(exported, s3):
-    """A table that fails mid-load is rolled back alone; the rerun completes and accounts."""
+def test_wrong_row_count_writes_nothing_and_the_rerun_completes(exported, s3):
+    """A row count that does not match is caught while the files are verified: nothing is
+    written (before: the tables loaded earlier were committed); the rerun completes."""
     x = exported
     mkey = x["base"] + "manifest.json"
     good = get_json(s3, mkey)
@@ -132,13 +133,14 @@ def test_partial_run_rolls_back_the_table_and_resumes(exported, s3):
     with pytest.raises(s3io.TableFileError, match="task_instance: file holds"):
         _import(x["dst"], s3, _conf(x["mid"], task_log_days=0))
     mid_counts = _counts(x["dst"])
-    assert mid_counts["task_instance"] == 0 and mid_counts["dag_run"] > 0  # earlier tables committed
+    assert mid_counts["task_instance"] == 0 and mid_counts["dag_run"] == 0  # nothing committed
     s3io.put_json(s3, BUCKET, mkey, good)
     report = _import(x["dst"], s3, _conf(x["mid"], task_log_days=0))
     assert report["all_rows_accounted"]
-    assert report["tables"]["dag_run"]["inserted"] == 0  # resumed: already there
+    assert report["tables"]["dag_run"]["inserted"] == good["tables"]["dag_run"]["rows"]
     assert report["tables"]["task_instance"]["inserted"] == good["tables"]["task_instance"]["rows"]
-    assert report["tables"]["job"]["already_present"] == good["tables"]["job"]["rows"]
+    again = _import(x["dst"], s3, _conf(x["mid"], task_log_days=0))
+    assert again["tables"]["job"]["already_present"] == good["tables"]["job"]["rows"]
 
 
 def test_dry_run_writes_nothing(exported, s3):
@@ -165,7 +167,9 @@ def test_variables_strategy_overwrite_vs_skip_existing(exported, s3):
         assert cur.fetchone()[0] == "changed in target"
     r = _import(x["dst"], s3, _conf(x["mid"], task_log_days=0, variables_strategy="overwrite"))
     v = r["tables"]["variable"]
-    assert v["overwritten"] == 2 and v["exported"] == v["inserted"] + v["already_present"] + v["rejected"]
+    # only the row that differs is overwritten; the identical one is left alone
+    assert v["overwritten"] == 1 and v["classes"]["identical"] == 1
+    assert v["exported"] == v["inserted"] + v["already_present"] + v["rejected"]
     with conn.cursor() as cur:
         cur.execute("SELECT val, is_encrypted FROM variable WHERE key = 'seed_secret'")
         val, enc = cur.fetchone()
