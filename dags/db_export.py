@@ -2,6 +2,7 @@
 
 Configured only through dag_run.conf (docs/contracts.md §2); see mwaa_migration.export.
 """
+
 import datetime
 import os
 import sys
@@ -23,6 +24,7 @@ with DAG(
     **dagtasks.DAG_ARGS,
 ) as dag:
     preflight = PythonOperator(task_id="preflight", python_callable=dagtasks.export_preflight)
-    export = PythonOperator(task_id="export_tables", python_callable=dagtasks.export_tables,
-                            execution_timeout=datetime.timedelta(hours=6))
+    export = PythonOperator(
+        task_id="export_tables", python_callable=dagtasks.export_tables, execution_timeout=datetime.timedelta(hours=6)
+    )
     preflight >> export

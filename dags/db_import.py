@@ -3,6 +3,7 @@
 Configured only through dag_run.conf (docs/contracts.md §2); see mwaa_migration.importer.
 On Airflow 3 the first task stops with the supported path (tasks cannot reach the DB).
 """
+
 import datetime
 import os
 import sys
@@ -24,8 +25,10 @@ with DAG(
     **dagtasks.DAG_ARGS,
 ) as dag:
     preflight = PythonOperator(task_id="preflight", python_callable=dagtasks.import_preflight)
-    load = PythonOperator(task_id="import_tables", python_callable=dagtasks.import_tables,
-                          execution_timeout=datetime.timedelta(hours=6))
-    cut = PythonOperator(task_id="cutover", python_callable=dagtasks.cutover,
-                         execution_timeout=datetime.timedelta(hours=1))
+    load = PythonOperator(
+        task_id="import_tables", python_callable=dagtasks.import_tables, execution_timeout=datetime.timedelta(hours=6)
+    )
+    cut = PythonOperator(
+        task_id="cutover", python_callable=dagtasks.cutover, execution_timeout=datetime.timedelta(hours=1)
+    )
     preflight >> load >> cut

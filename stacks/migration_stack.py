@@ -24,6 +24,7 @@ from constructs import Construct
 
 from constructs_lib.clone_environment import CloneEnvironment
 from constructs_lib.migration_run import MigrationRunner
+from mwaa_common import export_layout
 from stacks.environment_stacks import SourceEnvironmentStack, TargetEnvironmentStack, clone_overrides
 from stacks.network_stack import NetworkStack
 from stacks.stage_config import MigrationConfig
@@ -124,11 +125,12 @@ class MigrationStack(cdk.Stack):
                 rerun_token=migration.rerun_token, depends_on=[self.import_run])
 
         # ---- 3. where to look afterwards ------------------------------------------------------
-        self.report_location = f"s3://{storage.bucket_name}/{storage.export_prefix}{migration.id}/report.json"
+        base = export_layout.export_base(storage.export_prefix, migration.id, base_conf.get("rerun", ""))
+        self.report_location = f"s3://{storage.bucket_name}/{base}report.json"
         cdk.CfnOutput(self, "MigrationReportLocation", value=self.report_location,
                       description="db_import's per-table accounting (contracts section 3), written by the Import step")
         cdk.CfnOutput(self, "MigrationExportLocation",
-                      value=f"s3://{storage.bucket_name}/{storage.export_prefix}{migration.id}/manifest.json",
+                      value=f"s3://{storage.bucket_name}/{base}manifest.json",
                       description="db_export's manifest: present once the export is complete")
         cdk.CfnOutput(self, "ImportRunId", value=self.import_run.get_att_string("RunId"),
                       description="DAG run id of db_import in the target (Airflow UI, task logs)")
@@ -137,6 +139,8 @@ class MigrationStack(cdk.Stack):
 def export_conf(migration: MigrationConfig, *, bucket: str, prefix: str) -> dict:
     """db_export's run conf (contracts §2) from the stage's migration settings."""
     conf: dict = {"bucket": bucket, "prefix": prefix, "migration_id": migration.id}
+    if migration.rerun_token:  # a re-run exports afresh under its own key and imports that one
+        conf["rerun"] = export_layout.rerun_key(migration.rerun_token)
     if migration.tables:
         conf["tables"] = list(migration.tables)
     return conf

@@ -4,6 +4,7 @@ Runs the same export/import as the DAGs, without Airflow's DAG machinery (the lo
 rehearsal, or an import from outside an Airflow 3 environment). S3 is reached with the
 normal boto3 chain (AWS_ENDPOINT_URL for a moto server). Secret values are never printed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,6 +15,7 @@ import sys
 
 def _conf(args, for_import: bool) -> dict:
     from mwaa_migration import conf as confmod
+
     try:
         raw = json.loads(args.conf_json) if args.conf_json else {}
     except ValueError as exc:
@@ -36,9 +38,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--bucket")
     ap.add_argument("--prefix")
     ap.add_argument("--conf-json", default="{}")
-    ap.add_argument("--fernet-key", default=os.environ.get("AIRFLOW__CORE__FERNET_KEY"),
-                    help="Fernet key(s) of this database's environment (default: AIRFLOW__CORE__FERNET_KEY; "
-                         "prefer the variable, a flag is visible in the process list)")
+    ap.add_argument(
+        "--fernet-key",
+        default=os.environ.get("AIRFLOW__CORE__FERNET_KEY"),
+        help="Fernet key(s) of this database's environment (default: AIRFLOW__CORE__FERNET_KEY; "
+        "prefer the variable, a flag is visible in the process list)",
+    )
     return ap.parse_args(argv)
 
 
@@ -46,9 +51,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     import logging
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import boto3
+
     from mwaa_migration import convert, dbio, export, importer, runtime
+
     conf = _conf(args, for_import=args.command == "import")
     version = runtime.airflow_version()
     runtime.check_db_access(in_task=False, version=version)
@@ -57,15 +65,19 @@ def main(argv=None) -> int:
     conn = dbio.connect(args.sql_alchemy_conn)
     try:
         if args.command == "export":
-            m = export.run_export(conn, s3, conf, airflow_version=version, fernet=fernet,
-                                  progress=print)
+            m = export.run_export(conn, s3, conf, airflow_version=version, fernet=fernet, progress=print)
             print(json.dumps({"tables": {t: e["rows"] for t, e in m["tables"].items()}}))
         else:
-            r = importer.run_import(conn, s3, conf, target_airflow_version=version, fernet=fernet,
-                                    logs_client_factory=lambda: boto3.client("logs"),
-                                    progress=print)
-            print(json.dumps({"all_rows_accounted": r.get("all_rows_accounted"),
-                              "dry_run": r.get("dry_run", False)}))
+            r = importer.run_import(
+                conn,
+                s3,
+                conf,
+                target_airflow_version=version,
+                fernet=fernet,
+                logs_client_factory=lambda: boto3.client("logs"),
+                progress=print,
+            )
+            print(json.dumps({"all_rows_accounted": r.get("all_rows_accounted"), "dry_run": r.get("dry_run", False)}))
     finally:
         conn.close()
     return 0

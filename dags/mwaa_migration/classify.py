@@ -31,7 +31,7 @@ identical vs different) and ``require`` (rule conditions, in order).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Mapping, Sequence
 
 NEW, IDENTICAL, DIFFERENT, CONFLICT, REJECTED = "new", "identical", "different", "conflict", "rejected"
 CLASSES = (NEW, IDENTICAL, DIFFERENT, CONFLICT, REJECTED)
@@ -39,11 +39,11 @@ CLASSES = (NEW, IDENTICAL, DIFFERENT, CONFLICT, REJECTED)
 
 def classify_row(
     source: Mapping[str, Any],
-    target: Optional[Mapping[str, Any]],
+    target: Mapping[str, Any] | None,
     *,
     identity: Sequence[str],
     compare: Sequence[str],
-    rejected_by: Optional[str] = None,
+    rejected_by: str | None = None,
 ) -> str:
     """The class of one source row (target form) given the target row with its natural key."""
     if rejected_by is not None:
@@ -57,7 +57,7 @@ def classify_row(
     return DIFFERENT
 
 
-def differing_columns(source: Mapping[str, Any], target: Mapping[str, Any], compare: Sequence[str]) -> List[str]:
+def differing_columns(source: Mapping[str, Any], target: Mapping[str, Any], compare: Sequence[str]) -> list[str]:
     return [c for c in compare if source.get(c) != target.get(c)]
 
 
@@ -65,18 +65,18 @@ def _q(c: str) -> str:
     return '"' + c + '"'
 
 
-def _eq(plan: Dict[str, Any], col: str) -> str:
+def _eq(plan: dict[str, Any], col: str) -> str:
     """SQL: the target row's column equals the classified row's (NULL equals NULL)."""
     if plan["column_types"].get(col) == "json":  # json has no equality operator
         return f"k.{_q(col)}::text IS NOT DISTINCT FROM r.{_q(col)}::text"
     return f"k.{_q(col)} IS NOT DISTINCT FROM r.{_q(col)}"
 
 
-def key_match(plan: Dict[str, Any], left: str = "k", right: str = "r") -> str:
+def key_match(plan: dict[str, Any], left: str = "k", right: str = "r") -> str:
     return " AND ".join(f"{left}.{_q(c)} = {right}.{_q(c)}" for c in plan["key"])
 
 
-def rows_sql(plan: Dict[str, Any], staging: str, rows_table: str) -> str:
+def rows_sql(plan: dict[str, Any], staging: str, rows_table: str) -> str:
     """CREATE TEMP TABLE ``rows_table``: the target form of every staged row, with ``_class``.
 
     Extra columns: ``_sctid`` (the staging row), ``_rej`` (1-based index of the first failing
@@ -103,7 +103,7 @@ def rows_sql(plan: Dict[str, Any], staging: str, rows_table: str) -> str:
     )
 
 
-def unique_clash_sql(plan: Dict[str, Any], rows_table: str, columns: Sequence[str]) -> str:
+def unique_clash_sql(plan: dict[str, Any], rows_table: str, columns: Sequence[str]) -> str:
     """UPDATE: rows still ``new`` that clash with a target row on another unique constraint."""
     match = " AND ".join(f"k.{_q(c)} = r.{_q(c)}" for c in columns)
     return (
@@ -113,7 +113,7 @@ def unique_clash_sql(plan: Dict[str, Any], rows_table: str, columns: Sequence[st
     )
 
 
-def diff_sample_sql(plan: Dict[str, Any], rows_table: str, limit: int) -> str:
+def diff_sample_sql(plan: dict[str, Any], rows_table: str, limit: int) -> str:
     """SELECT (_sctid, differing column names) of up to ``limit`` ``different`` rows."""
     arms = ", ".join(f"CASE WHEN NOT ({_eq(plan, c)}) THEN '{c}' END" for c in plan["compare"])
     arr = f"array_remove(ARRAY[{arms}]::text[], NULL)" if arms else "ARRAY[]::text[]"

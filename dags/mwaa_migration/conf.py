@@ -1,4 +1,5 @@
 """Validation of the ``dag_run.conf`` of db_export / db_import (docs/contracts.md §2)."""
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,18 @@ class ConfError(ValueError):
 
 _MIGRATION_ID = re.compile(r"[a-z0-9-]{1,40}")
 _STRATEGIES = ("skip_existing", "overwrite")
-_TI_STATES = ("success", "failed", "upstream_failed", "skipped", "up_for_retry",
-              "up_for_reschedule", "removed", "shutdown", "restarting", "deferred")
+_TI_STATES = (
+    "success",
+    "failed",
+    "upstream_failed",
+    "skipped",
+    "up_for_retry",
+    "up_for_reschedule",
+    "removed",
+    "shutdown",
+    "restarting",
+    "deferred",
+)
 
 # key -> (type check description, default); None default with required=True means required
 FIELDS = {
@@ -44,17 +55,56 @@ def _fail(field, value, allowed):
     raise ConfError(f"dag_run.conf field {field!r}: got {value!r}; allowed: {allowed}")
 
 
-def validate(conf, *, for_import: bool) -> dict:
-    """Return the conf with defaults filled in, or raise ConfError naming the first bad field."""
+def _is_str(pattern: str):
+    return lambda v: isinstance(v, str) and re.fullmatch(pattern, v) is not None
+
+
+def _optional(check):
+    return lambda v: v is None or check(v)
+
+
+def _prefix_ok(p) -> bool:
+    return isinstance(p, str) and p.endswith("/") and not p.startswith("/") and len(p) <= 900 and "//" not in p
+
+
+def _states_ok(s) -> bool:
+    return isinstance(s, list) and bool(s) and all(isinstance(x, str) and x in _TI_STATES for x in s)
+
+
+_ENV_NAME = _optional(_is_str(r"[A-Za-z][0-9A-Za-z_-]{0,79}"))
+# field -> (check, what is allowed); checked in this order, the first failure is reported
+CHECKS = {
+    "bucket": (_is_str(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"), "an S3 bucket name (3-63 characters: a-z 0-9 . -)"),
+    "prefix": (_prefix_ok, "a key prefix ending in '/' (no leading '/', no '//')"),
+    "migration_id": (lambda m: isinstance(m, str) and _MIGRATION_ID.fullmatch(m) is not None,
+                     "1-40 characters of a-z, 0-9 and '-'"),
+    "rerun": (_optional(lambda r: isinstance(r, str) and _RERUN.fullmatch(r) is not None),
+              "null or 1-40 characters of a-z and 0-9 (derived from the stage's rerun_token)"),
+    "target_airflow_version": (_optional(_is_str(r"[23]\.[0-9]+\.[0-9]+")),
+                               "null or an Airflow version such as 2.11.0 or 3.0.6"),
+    "task_log_days": (lambda d: not isinstance(d, bool) and isinstance(d, int) and 0 <= d <= 365,
+                      "an integer 0..365 (0 = no log copy)"),
+    "task_log_states": (_states_ok, f"a non-empty list of: {', '.join(_TI_STATES)}"),
+    "source_environment": (_ENV_NAME, "an MWAA environment name (letter first, then letters, digits, - or _)"),
+    "target_environment": (_ENV_NAME, "an MWAA environment name (letter first, then letters, digits, - or _)"),
+    "variables_strategy": (lambda v: v in _STRATEGIES, " | ".join(_STRATEGIES)),
+    "connections_strategy": (lambda v: v in _STRATEGIES, " | ".join(_STRATEGIES)),
+    "default_pool_strategy": (lambda v: v in _STRATEGIES, " | ".join(_STRATEGIES)),
+    "cutover": (lambda v: isinstance(v, bool), "true or false"),
+    "dry_run": (lambda v: isinstance(v, bool), "true or false"),
+}  # fmt: skip
+
+
+def _with_defaults(conf, allowed_keys) -> dict:
     if conf is None:
         conf = {}
     if not isinstance(conf, dict):
         raise ConfError(f"dag_run.conf must be a JSON object, got {type(conf).__name__}")
-    allowed_keys = FIELDS if for_import else {k: FIELDS[k] for k in EXPORT_KEYS}
     unknown = sorted(set(conf) - set(allowed_keys))
     if unknown:
-        raise ConfError(f"dag_run.conf has unknown key(s) {', '.join(map(repr, unknown))}; "
-                        f"allowed keys: {', '.join(allowed_keys)}")
+        raise ConfError(
+            f"dag_run.conf has unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(allowed_keys)}"
+        )
     out = {}
     for key, spec in allowed_keys.items():
         if key in conf:
@@ -64,57 +114,36 @@ def validate(conf, *, for_import: bool) -> dict:
         else:
             d = spec["default"]
             out[key] = list(d) if isinstance(d, list) else d
+    return out
 
-    b = out["bucket"]
-    if not isinstance(b, str) or not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", b):
-        _fail("bucket", b, "an S3 bucket name (3-63 characters: a-z 0-9 . -)")
-    p = out["prefix"]
-    if not isinstance(p, str) or not p.endswith("/") or p.startswith("/") or len(p) > 900 \
-            or "//" in p:
-        _fail("prefix", p, "a key prefix ending in '/' (no leading '/', no '//')")
-    m = out["migration_id"]
-    if not isinstance(m, str) or not _MIGRATION_ID.fullmatch(m):
-        _fail("migration_id", m, "1-40 characters of a-z, 0-9 and '-'")
-    r = out["rerun"]
-    if r is not None and (not isinstance(r, str) or not _RERUN.fullmatch(r)):
-        _fail("rerun", r, "null or 1-40 characters of a-z and 0-9 (derived from the stage's rerun_token)")
-    tv = out.get("target_airflow_version")
-    if tv is not None and (not isinstance(tv, str) or not re.fullmatch(r"[23]\.[0-9]+\.[0-9]+", tv)):
-        _fail("target_airflow_version", tv, "null or an Airflow version such as 2.11.0 or 3.0.6")
-    t = out["tables"]
-    if t is not None:
-        if not isinstance(t, list) or not t or not all(isinstance(x, str) for x in t):
-            _fail("tables", t, f"a non-empty list of: {', '.join(rules.MIGRATED_TABLES)}")
-        bad = [x for x in t if x not in rules.MIGRATED_TABLES]
-        if bad:
-            _fail("tables", bad, f"any of: {', '.join(rules.MIGRATED_TABLES)}")
-        if len(set(t)) != len(t):
-            _fail("tables", t, "each table at most once")
-        out["tables"] = [x for x in rules.MIGRATED_TABLES if x in t]  # FK order
-    else:
-        out["tables"] = list(rules.MIGRATED_TABLES)
-    if not for_import:
-        return out
 
-    d = out["task_log_days"]
-    if isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 365:
-        _fail("task_log_days", d, "an integer 0..365 (0 = no log copy)")
-    s = out["task_log_states"]
-    if not isinstance(s, list) or not s or not all(isinstance(x, str) for x in s) \
-            or any(x not in _TI_STATES for x in s):
-        _fail("task_log_states", s, f"a non-empty list of: {', '.join(_TI_STATES)}")
-    for key in ("source_environment", "target_environment"):
-        v = out[key]
-        if v is not None and (not isinstance(v, str)
-                              or not re.fullmatch(r"[A-Za-z][0-9A-Za-z_-]{0,79}", v)):
-            _fail(key, v, "an MWAA environment name (letter first, then letters, digits, - or _)")
-        if v is None and d > 0:
-            raise ConfError(f"dag_run.conf field {key!r} is required when task_log_days > 0 "
-                            f"(task_log_days={d}); set it or set task_log_days to 0")
-    for key in ("variables_strategy", "connections_strategy", "default_pool_strategy"):
-        if out[key] not in _STRATEGIES:
-            _fail(key, out[key], " | ".join(_STRATEGIES))
-    for key in ("cutover", "dry_run"):
-        if not isinstance(out[key], bool):
-            _fail(key, out[key], "true or false")
+def _tables(t) -> list:
+    """The selected tables in load (foreign-key) order; all when None."""
+    if t is None:
+        return list(rules.MIGRATED_TABLES)
+    if not isinstance(t, list) or not t or not all(isinstance(x, str) for x in t):
+        _fail("tables", t, f"a non-empty list of: {', '.join(rules.MIGRATED_TABLES)}")
+    bad = [x for x in t if x not in rules.MIGRATED_TABLES]
+    if bad:
+        _fail("tables", bad, f"any of: {', '.join(rules.MIGRATED_TABLES)}")
+    if len(set(t)) != len(t):
+        _fail("tables", t, "each table at most once")
+    return [x for x in rules.MIGRATED_TABLES if x in t]
+
+
+def validate(conf, *, for_import: bool) -> dict:
+    """Return the conf with defaults filled in, or raise ConfError naming the first bad field."""
+    allowed_keys = FIELDS if for_import else {k: FIELDS[k] for k in EXPORT_KEYS}
+    out = _with_defaults(conf, allowed_keys)
+    for key, (check, allowed) in CHECKS.items():
+        if key in out and not check(out[key]):
+            _fail(key, out[key], allowed)
+    out["tables"] = _tables(out["tables"])
+    if for_import and out["task_log_days"] > 0:
+        for key in ("source_environment", "target_environment"):
+            if out[key] is None:
+                raise ConfError(
+                    f"dag_run.conf field {key!r} is required when task_log_days > 0 "
+                    f"(task_log_days={out['task_log_days']}); set it or set task_log_days to 0"
+                )
     return out

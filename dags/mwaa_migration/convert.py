@@ -1,4 +1,5 @@
 """Value conversions done where the data is: unpickling at the source, Fernet at both ends."""
+
 from __future__ import annotations
 
 import base64
@@ -8,7 +9,7 @@ import json
 import math
 import pickle
 import uuid
-
+from typing import Any, Callable
 
 # Airflow 3 keeps dag_run.conf and xcom.value as JSON(B), which cannot hold everything a
 # pickle or Python's json module can. One rule per case; every use is counted and reported
@@ -42,7 +43,7 @@ def _scalar(o, counts: dict):
     return _count(counts, "other", repr(o).replace("\x00", ""))
 
 
-_SCALARS = (
+_SCALARS: tuple[tuple[str, Any, Callable[[Any], Any]], ...] = (
     ("bytes", (bytes, bytearray, memoryview), lambda o: base64.b64encode(bytes(o)).decode("ascii")),
     ("datetime", (datetime.datetime, datetime.date, datetime.time), lambda o: o.isoformat()),
     ("decimal", decimal.Decimal, float),
@@ -120,6 +121,7 @@ def fernet_from_key(key: str | None):
     if not key:
         return None
     from cryptography.fernet import Fernet, MultiFernet
+
     keys = [k.strip() for k in key.split(",") if k.strip()]
     return MultiFernet([Fernet(k.encode()) for k in keys])
 
@@ -127,6 +129,7 @@ def fernet_from_key(key: str | None):
 def airflow_fernet():
     """The running Airflow's Fernet (its configured fernet_key)."""
     from airflow.models.crypto import get_fernet
+
     f = get_fernet()
     return f if getattr(f, "is_encrypted", True) else None
 

@@ -4,6 +4,7 @@ A DAG is unpaused only once the target's scheduler has parsed it after the impor
 ``last_parsed_time`` is later than the import's end), so its next run is computed from the
 migrated history and no catch-up runs are created for the migrated period.
 """
+
 from __future__ import annotations
 
 import time
@@ -16,11 +17,14 @@ def readiness(cur, dag_ids, imported_at) -> dict:
     schema = dbio.reflect(cur, ["dag", "dag_run"])
     cols = schema.get("dag", {})
     logical = "logical_date" if "logical_date" in schema.get("dag_run", {}) else "execution_date"
-    cur.execute(f"""SELECT d.dag_id, {dbio.active_column(cols)}, d.last_parsed_time,
+    cur.execute(
+        f"""SELECT d.dag_id, {dbio.active_column(cols)}, d.last_parsed_time,
                            d.next_dagrun IS NULL OR d.next_dagrun > COALESCE(
                                (SELECT max(r.{logical}) FROM dag_run r WHERE r.dag_id = d.dag_id
                                    AND r.run_type = 'scheduled'), '-infinity')
-                      FROM dag d WHERE d.dag_id = ANY(%s)""", (list(dag_ids),))
+                      FROM dag d WHERE d.dag_id = ANY(%s)""",
+        (list(dag_ids),),
+    )
     rows = {r[0]: r[1:] for r in cur.fetchall()}
     out = {}
     for d in dag_ids:
@@ -37,8 +41,9 @@ def readiness(cur, dag_ids, imported_at) -> dict:
     return out
 
 
-def run_cutover(conn, active_dags, imported_at, *, timeout_s=1800, poll_s=30, progress=print,
-                sleep=time.sleep, clock=time.monotonic) -> dict:
+def run_cutover(
+    conn, active_dags, imported_at, *, timeout_s=1800, poll_s=30, progress=print, sleep=time.sleep, clock=time.monotonic
+) -> dict:
     """Wait until every active DAG is ready, then unpause all of them (all or nothing)."""
     deadline = clock() + timeout_s
     while True:
@@ -49,8 +54,10 @@ def run_cutover(conn, active_dags, imported_at, *, timeout_s=1800, poll_s=30, pr
         if not waiting:
             break
         if clock() >= deadline:
-            raise TimeoutError(f"cutover: {len(waiting)} DAG(s) not ready after {timeout_s}s, none "
-                               f"unpaused: " + "; ".join(f"{d}: {r}" for d, r in sorted(waiting.items())))
+            raise TimeoutError(
+                f"cutover: {len(waiting)} DAG(s) not ready after {timeout_s}s, none "
+                f"unpaused: " + "; ".join(f"{d}: {r}" for d, r in sorted(waiting.items()))
+            )
         progress(f"cutover: waiting for {len(waiting)} DAG(s) to be parsed")
         sleep(poll_s)
     changed = dbio.set_paused(conn, active_dags, False)

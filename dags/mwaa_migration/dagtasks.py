@@ -1,4 +1,5 @@
 """Task callables of the db_export / db_import DAGs (kept out of the DAG files)."""
+
 from __future__ import annotations
 
 import datetime
@@ -31,18 +32,22 @@ def python_operator():
 
 def _conf(context, for_import):
     from mwaa_migration import conf
+
     return conf.validate(context["dag_run"].conf or {}, for_import=for_import)
 
 
 def _guard():
     from mwaa_migration import runtime
+
     runtime.check_db_access(in_task=True, version=runtime.airflow_version())
 
 
 def export_preflight(**context):
     _guard()
     import boto3
+
     from mwaa_migration import export
+
     c = _conf(context, False)
     export.preflight(boto3.client("s3"), c)
     log.info("conf valid, bucket writable: s3://%s/%s%s/", c["bucket"], c["prefix"], c["migration_id"])
@@ -51,18 +56,28 @@ def export_preflight(**context):
 def export_tables(**context):
     _guard()
     import boto3
+
     from mwaa_migration import convert, dbio, export, runtime
+
     c = _conf(context, False)
     with dbio.airflow_connection() as conn:
-        m = export.run_export(conn, boto3.client("s3"), c, airflow_version=runtime.airflow_version(),
-                              fernet=convert.airflow_fernet(), progress=log.info)
+        m = export.run_export(
+            conn,
+            boto3.client("s3"),
+            c,
+            airflow_version=runtime.airflow_version(),
+            fernet=convert.airflow_fernet(),
+            progress=log.info,
+        )
     return {t: e["rows"] for t, e in m["tables"].items()}
 
 
 def import_preflight(**context):
     _guard()  # first: on Airflow 3 nothing else is attempted
     import boto3
+
     from mwaa_migration import importer
+
     c = _conf(context, True)
     m = importer.read_manifest(boto3.client("s3"), c)
     importer.verify_files(boto3.client("s3"), c, m, c["tables"], log.info)
@@ -71,13 +86,20 @@ def import_preflight(**context):
 def import_tables(**context):
     _guard()
     import boto3
+
     from mwaa_migration import convert, dbio, importer, runtime
+
     c = _conf(context, True)
     with dbio.airflow_connection() as conn:
-        r = importer.run_import(conn, boto3.client("s3"), c,
-                                target_airflow_version=runtime.airflow_version(),
-                                fernet=convert.airflow_fernet(),
-                                logs_client_factory=lambda: boto3.client("logs"), progress=log.info)
+        r = importer.run_import(
+            conn,
+            boto3.client("s3"),
+            c,
+            target_airflow_version=runtime.airflow_version(),
+            fernet=convert.airflow_fernet(),
+            logs_client_factory=lambda: boto3.client("logs"),
+            progress=log.info,
+        )
     return {"all_rows_accounted": r.get("all_rows_accounted"), "finished_at": r.get("finished_at")}
 
 
@@ -88,11 +110,17 @@ def cutover(**context):
         log.info("cutover not requested (conf cutover=false or dry_run): nothing unpaused")
         return None
     import boto3
-    from mwaa_migration import cutover as cut, dbio, importer
+
+    from mwaa_migration import cutover as cut
+    from mwaa_migration import dbio, importer
+
     m = importer.read_manifest(boto3.client("s3"), c)
     ti = context["ti"]
     done = ti.xcom_pull(task_ids="import_tables") or {}
-    imported_at = datetime.datetime.fromisoformat(done["finished_at"]) if done.get("finished_at") \
+    imported_at = (
+        datetime.datetime.fromisoformat(done["finished_at"])
+        if done.get("finished_at")
         else datetime.datetime.now(datetime.timezone.utc)
+    )
     with dbio.airflow_connection() as conn:
         return cut.run_cutover(conn, m["active_dags"], imported_at, progress=log.info)

@@ -1,4 +1,5 @@
 """Thin PostgreSQL I/O: connections, reflection from pg_catalog, pause state, sequences."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -10,11 +11,11 @@ def connect(url: str):
     """psycopg2 connection from a SQLAlchemy URL (the CLI path)."""
     import psycopg2
     from sqlalchemy.engine import make_url
+
     u = make_url(url)
     if not u.drivername.startswith("postgresql"):
         raise ValueError(f"--sql-alchemy-conn: only PostgreSQL is supported, got {u.drivername!r}")
-    kw = {"host": u.host, "port": u.port, "user": u.username, "password": u.password,
-          "dbname": u.database}
+    kw = {"host": u.host, "port": u.port, "user": u.username, "password": u.password, "dbname": u.database}
     kw.update({k: v for k, v in (u.query or {}).items() if isinstance(v, str)})
     return psycopg2.connect(**{k: v for k, v in kw.items() if v is not None})
 
@@ -23,11 +24,11 @@ def connect(url: str):
 def airflow_connection():
     """psycopg2 connection of the running Airflow (inside a 2.x task), from its engine's pool."""
     from airflow import settings
+
     if settings.engine is None:
         settings.configure_orm()
     if settings.engine.dialect.name != "postgresql":
-        raise RuntimeError(f"metadata database is {settings.engine.dialect.name}, "
-                           "only PostgreSQL is supported")
+        raise RuntimeError(f"metadata database is {settings.engine.dialect.name}, only PostgreSQL is supported")
     fairy = settings.engine.raw_connection()
     try:
         yield getattr(fairy, "dbapi_connection", None) or fairy.connection
@@ -45,7 +46,8 @@ def schema_revision(cur) -> str:
 
 def reflect(cur, tables) -> dict:
     """{table: {column: {type, nullable, default, serial}}} in column order, for existing tables."""
-    cur.execute("""
+    cur.execute(
+        """
         SELECT c.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
                NOT a.attnotnull, pg_get_expr(d.adbin, d.adrelid)
           FROM pg_class c
@@ -53,19 +55,25 @@ def reflect(cur, tables) -> dict:
           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
           LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
          WHERE c.relkind IN ('r', 'p') AND c.relname = ANY(%s)
-         ORDER BY c.relname, a.attnum""", (list(tables),))
+         ORDER BY c.relname, a.attnum""",
+        (list(tables),),
+    )
     out: dict[str, dict] = {}
     for rel, col, typ, nullable, default in cur.fetchall():
         out.setdefault(rel, {})[col] = {
-            "type": typ, "nullable": nullable, "default": default,
+            "type": typ,
+            "nullable": nullable,
+            "default": default,
             "serial": bool(default and default.startswith("nextval(")),
         }
     return out
 
 
 def db_identity(cur) -> str:
-    cur.execute("SELECT (SELECT system_identifier FROM pg_control_system())::text || '/' || "
-                "(SELECT oid FROM pg_database WHERE datname = current_database())::text")
+    cur.execute(
+        "SELECT (SELECT system_identifier FROM pg_control_system())::text || '/' || "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())::text"
+    )
     return cur.fetchone()[0]
 
 
@@ -82,13 +90,16 @@ def unpaused_dags(cur) -> list[str]:
     cols = reflect(cur, ["dag"]).get("dag")
     if not cols:
         return []
-    cur.execute(f"SELECT dag_id FROM dag WHERE NOT is_paused AND {active_column(cols)} "
-                "AND dag_id <> ALL(%s) ORDER BY dag_id", (list(_migration_dags()),))
+    cur.execute(
+        f"SELECT dag_id FROM dag WHERE NOT is_paused AND {active_column(cols)} AND dag_id <> ALL(%s) ORDER BY dag_id",
+        (list(_migration_dags()),),
+    )
     return [r[0] for r in cur.fetchall()]
 
 
 def _migration_dags():
     from mwaa_migration import MIGRATION_DAG_IDS
+
     return MIGRATION_DAG_IDS
 
 
@@ -97,8 +108,10 @@ def set_paused(conn, dag_ids, paused: bool) -> list[str]:
     if not dag_ids:
         return []
     with conn.cursor() as cur:
-        cur.execute("UPDATE dag SET is_paused = %s WHERE dag_id = ANY(%s) AND is_paused <> %s "
-                    "RETURNING dag_id", (paused, list(dag_ids), paused))
+        cur.execute(
+            "UPDATE dag SET is_paused = %s WHERE dag_id = ANY(%s) AND is_paused <> %s RETURNING dag_id",
+            (paused, list(dag_ids), paused),
+        )
         changed = sorted(r[0] for r in cur.fetchall())
     conn.commit()
     return changed
@@ -109,8 +122,11 @@ def reset_sequence(cur, table: str, column: str) -> None:
     seq = cur.fetchone()[0]
     if not seq:
         return
-    cur.execute(f'SELECT setval(%s, GREATEST(COALESCE((SELECT max("{column}") FROM "{table}"), 0), '
-                f'(SELECT last_value FROM {seq}), 1), true)', (seq,))
+    cur.execute(
+        f'SELECT setval(%s, GREATEST(COALESCE((SELECT max("{column}") FROM "{table}"), 0), '
+        f"(SELECT last_value FROM {seq}), 1), true)",
+        (seq,),
+    )
 
 
 def reserve_ids(cur, table: str, count: int) -> int:

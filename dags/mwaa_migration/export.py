@@ -1,4 +1,5 @@
 """db_export: stream the source's metadata tables to gzip CSV in S3, manifest last."""
+
 from __future__ import annotations
 
 import datetime
@@ -15,20 +16,24 @@ def keys(conf: dict) -> dict:
     base = f"{conf['prefix']}{conf['migration_id']}/"
     if conf.get("rerun"):
         base += f"reruns/{conf['rerun']}/"
-    return {"base": base, "manifest": base + "manifest.json", "report": base + "report.json",
-            "preflight": base + "preflight.json",
-            "table": lambda t: base + f"tables/{t}.csv.gz"}
+    return {
+        "base": base,
+        "manifest": base + "manifest.json",
+        "report": base + "report.json",
+        "preflight": base + "preflight.json",
+        "table": lambda t: base + f"tables/{t}.csv.gz",
+    }
 
 
 def preflight(s3, conf: dict) -> None:
     """Bucket reachable and writable (before anything is paused)."""
     k = keys(conf)
     try:
-        s3io.put_json(s3, conf["bucket"], k["preflight"],
-                      {"checked_at": datetime.datetime.now(datetime.timezone.utc).isoformat()})
+        s3io.put_json(
+            s3, conf["bucket"], k["preflight"], {"checked_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+        )
     except Exception as exc:  # noqa: BLE001
-        raise RuntimeError(f"preflight: cannot write to s3://{conf['bucket']}/{k['preflight']}: "
-                           f"{exc}") from exc
+        raise RuntimeError(f"preflight: cannot write to s3://{conf['bucket']}/{k['preflight']}: {exc}") from exc
 
 
 def _csv_field(v) -> str:
@@ -191,8 +196,9 @@ def export_table(conn, s3, conf, table, source_cols, fernet, progress=None) -> d
     try:
         with conn.cursor() as cur:
             if spec.get("encrypted") or spec.get("export_extra"):
-                out_cols, rows = _export_python(cur, table, columns, sql, types, gz, fernet, stats,
-                                                json3=needs_airflow3_json(conf))
+                out_cols, rows = _export_python(
+                    cur, table, columns, sql, types, gz, fernet, stats, json3=needs_airflow3_json(conf)
+                )
                 for n in spec.get("export_extra", {}):
                     if n in out_cols:
                         types[n] = "jsonb"
@@ -208,8 +214,14 @@ def export_table(conn, s3, conf, table, source_cols, fernet, progress=None) -> d
     except BaseException:
         sink.abort()
         raise
-    entry = {"columns": out_cols, "types": {c: types[c] for c in out_cols}, "rows": rows,
-             "sha256": sha, "bytes": sink.size, "key": f"tables/{table}.csv.gz"}
+    entry = {
+        "columns": out_cols,
+        "types": {c: types[c] for c in out_cols},
+        "rows": rows,
+        "sha256": sha,
+        "bytes": sink.size,
+        "key": f"tables/{table}.csv.gz",
+    }
     entry.update(stats)
     if spec["ids"] == "offset" and "id" in source_cols:
         with conn.cursor() as cur:
@@ -237,13 +249,15 @@ def skipped_at_source(conn, table) -> list:
 
 def not_migrated(cur, selected) -> dict:
     """{table: {reason, rows}} for every table of the source schema that is not exported."""
-    cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "AND n.nspname = current_schema() WHERE c.relkind IN ('r', 'p') ORDER BY 1")
+    cur.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "AND n.nspname = current_schema() WHERE c.relkind IN ('r', 'p') ORDER BY 1"
+    )
     out = {}
     for (t,) in cur.fetchall():
         if t in selected:
             continue
-        why = ("not selected (conf tables)" if t in rules.MIGRATED_TABLES else rules.not_migrated_reason(t))
+        why = "not selected (conf tables)" if t in rules.MIGRATED_TABLES else rules.not_migrated_reason(t)
         cur.execute(f'SELECT count(*) FROM "{t}"')
         out[t] = {"reason": why, "rows": cur.fetchone()[0]}
     return out
@@ -256,8 +270,10 @@ def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progr
     preflight(s3, conf)
     existing = s3io.get_json(s3, conf["bucket"], k["manifest"], missing_ok=True)
     if existing is not None:
-        progress(f"migration {conf['migration_id']} already exported "
-                 f"(s3://{conf['bucket']}/{k['manifest']} exists): nothing to do")
+        progress(
+            f"migration {conf['migration_id']} already exported "
+            f"(s3://{conf['bucket']}/{k['manifest']} exists): nothing to do"
+        )
         return existing
     with conn.cursor() as cur:
         active = dbio.unpaused_dags(cur)
@@ -281,11 +297,16 @@ def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progr
         conn.commit()
         conn.set_session(isolation_level="READ COMMITTED", readonly=False)
         manifest = {
-            "format": 1, "migration_id": conf["migration_id"],
-            "source_airflow_version": airflow_version, "source_schema_revision": revision,
+            "format": 1,
+            "migration_id": conf["migration_id"],
+            "source_airflow_version": airflow_version,
+            "source_schema_revision": revision,
             "source_db_identity": source_ident,
             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "tables": tables, "not_migrated": left_out, "active_dags": active, "paused_for_export": paused,
+            "tables": tables,
+            "not_migrated": left_out,
+            "active_dags": active,
+            "paused_for_export": paused,
             "migration_dags": list(MIGRATION_DAG_IDS),
         }
         s3io.put_json(s3, conf["bucket"], k["manifest"], manifest)
@@ -296,9 +317,10 @@ def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progr
             restored = dbio.set_paused(conn, paused, False)
             progress(f"export failed: unpaused again the {len(restored)} DAGs it had paused")
         except Exception:  # noqa: BLE001
-            log.exception("export failed AND restoring the pause state failed; DAGs to unpause: %s",
-                          paused)
+            log.exception("export failed AND restoring the pause state failed; DAGs to unpause: %s", paused)
         raise
-    progress(f"manifest written: s3://{conf['bucket']}/{k['manifest']} "
-             f"({sum(t['rows'] for t in tables.values())} rows in {len(tables)} tables)")
+    progress(
+        f"manifest written: s3://{conf['bucket']}/{k['manifest']} "
+        f"({sum(t['rows'] for t in tables.values())} rows in {len(tables)} tables)"
+    )
     return manifest

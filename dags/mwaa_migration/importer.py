@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable
 
 from mwaa_migration import classify, dbio, plan, rules, s3io, state
 from mwaa_migration.export import keys
@@ -94,8 +94,8 @@ class _Run:
     def __init__(self, conn, s3, conf, manifest, *, fernet, progress, source_db, local, log_filter):
         self.conn, self.s3, self.conf, self.manifest = conn, s3, conf, manifest
         self.fernet, self.progress, self.source_db = fernet, progress, source_db
-        self.local: Dict[str, str] = local
-        self.log_filter: Optional[dict] = log_filter
+        self.local: dict[str, str] = local
+        self.log_filter: dict | None = log_filter
 
 
 def source_db_of(manifest: dict) -> str:
@@ -103,7 +103,7 @@ def source_db_of(manifest: dict) -> str:
     return manifest.get("source_db_identity") or f"migration:{manifest['migration_id']}"
 
 
-def _id_maps(conn, manifest: dict, schema: dict, source_db: str) -> Dict[str, List[List[int]]]:
+def _id_maps(conn, manifest: dict, schema: dict, source_db: str) -> dict[str, list[list[int]]]:
     """Segments {table: [[source id upto, offset], ...]} for tables whose ids are kept.
 
     Read from and recorded in the TARGET (``mwaa_migration_idmap``): ranges are reserved in
@@ -158,7 +158,7 @@ def _stage(cur, run: _Run, p: dict, e: dict, stg: str) -> int:
     return staged
 
 
-def _select_tis(cur, stg: str, log_filter: dict) -> List[dict]:
+def _select_tis(cur, stg: str, log_filter: dict) -> list[dict]:
     cur.execute(
         f"""SELECT dag_id, task_id, run_id, map_index::int, try_number::int, state,
                    end_date::timestamptz FROM {stg}
@@ -170,7 +170,7 @@ def _select_tis(cur, stg: str, log_filter: dict) -> List[dict]:
     return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
-def _decrypted(fernet, value: Optional[str], encrypted: bool) -> Optional[str]:
+def _decrypted(fernet, value: str | None, encrypted: bool) -> str | None:
     if value is None or not encrypted:
         return value
     try:
@@ -216,7 +216,7 @@ def _encrypt_rows(cur, run: _Run, p: dict, rows: str) -> None:
             )
 
 
-def _classify(cur, run: _Run, p: dict, stg: str, rows: str, staged: int) -> Dict[Tuple[str, int], int]:
+def _classify(cur, run: _Run, p: dict, stg: str, rows: str, staged: int) -> dict[tuple[str, int], int]:
     """Build ``rows`` (target form + class) and return {(class, rule index): count}."""
     cur.execute(classify.rows_sql(p, stg, rows))
     if cur.rowcount != staged:
@@ -234,14 +234,14 @@ def _classify(cur, run: _Run, p: dict, stg: str, rows: str, staged: int) -> Dict
     return {(c, int(i)): int(n) for c, i, n in cur.fetchall()}
 
 
-def _write(cur, run: _Run, p: dict, rows: str, n_new: int, n_diff: int) -> Tuple[int, int]:
+def _write(cur, run: _Run, p: dict, rows: str, n_new: int, n_diff: int) -> tuple[int, int]:
     """Insert the new rows, overwrite "different" ones where the strategy says so."""
     t = p["table"]
     ins = ", ".join(f'"{c}"' for c in p["insert_columns"])
     inserted = 0
     if n_new:
         cur.execute(
-            f'INSERT INTO "{t}" ({ins}) SELECT {ins} FROM {rows} WHERE _class = \'{classify.NEW}\' '
+            f"INSERT INTO \"{t}\" ({ins}) SELECT {ins} FROM {rows} WHERE _class = '{classify.NEW}' "
             "ON CONFLICT DO NOTHING"
         )
         inserted = cur.rowcount
@@ -251,13 +251,13 @@ def _write(cur, run: _Run, p: dict, rows: str, n_new: int, n_diff: int) -> Tuple
     sets = ", ".join(f'"{c}" = r."{c}"' for c in p["insert_columns"] if c not in p["key"])
     only = "".join(f" AND r.\"{c}\" = '{v}'" for c, v in (up["only"] or {}).items())
     cur.execute(
-        f'UPDATE "{t}" k SET {sets} FROM {rows} r WHERE r._class = \'{classify.DIFFERENT}\' '
+        f"UPDATE \"{t}\" k SET {sets} FROM {rows} r WHERE r._class = '{classify.DIFFERENT}' "
         f"AND {classify.key_match(p)}{only}"
     )
     return inserted, cur.rowcount
 
 
-def _sample_rows(cur, p: dict, stg: str, sctids: List[str]) -> List[dict]:
+def _sample_rows(cur, p: dict, stg: str, sctids: list[str]) -> list[dict]:
     """The staged (exported) form of some rows: enough columns to find them, never a secret."""
     if not sctids:
         return []
@@ -268,7 +268,7 @@ def _sample_rows(cur, p: dict, stg: str, sctids: List[str]) -> List[dict]:
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
-def _rejections(cur, p: dict, stg: str, rows: str) -> List[dict]:
+def _rejections(cur, p: dict, stg: str, rows: str) -> list[dict]:
     out = []
     reasons = [why for why, _ in p["require"]]
     cur.execute(
@@ -281,7 +281,7 @@ def _rejections(cur, p: dict, stg: str, rows: str) -> List[dict]:
     return out
 
 
-def _diff_samples(cur, p: dict, stg: str, rows: str) -> List[dict]:
+def _diff_samples(cur, p: dict, stg: str, rows: str) -> list[dict]:
     cur.execute(classify.diff_sample_sql(p, rows, SAMPLE))
     out = []
     for sctid, cols, why in cur.fetchall():
@@ -291,7 +291,7 @@ def _diff_samples(cur, p: dict, stg: str, rows: str) -> List[dict]:
 
 
 def _entry(e: dict, p: dict) -> dict:
-    entry: Dict[str, Any] = {"exported": e["rows"], "inserted": 0, "already_present": 0, "rejected": 0,
+    entry: dict[str, Any] = {"exported": e["rows"], "inserted": 0, "already_present": 0, "rejected": 0,
                              "rejections": []}  # fmt: skip
     for k in ("skipped_at_source", "rejected_at_source", "conversions"):
         if e.get(k):
@@ -301,7 +301,7 @@ def _entry(e: dict, p: dict) -> dict:
     return entry
 
 
-def load_table(run: _Run, p: dict) -> Tuple[dict, List[dict]]:
+def load_table(run: _Run, p: dict) -> tuple[dict, list[dict]]:
     """Stage, classify and write one table inside the import's transaction."""
     t = p["table"]
     e = run.manifest["tables"][t]
@@ -317,7 +317,9 @@ def load_table(run: _Run, p: dict) -> Tuple[dict, List[dict]]:
     stg, rows = f"mig_stg_{t}", f"mig_rows_{t}"
     with run.conn.cursor() as cur:
         staged = _stage(cur, run, p, e, stg)
-        selected = _select_tis(cur, stg, run.log_filter) if run.log_filter and rules.TABLES[t].get("log_selection") else []
+        selected = (
+            _select_tis(cur, stg, run.log_filter) if run.log_filter and rules.TABLES[t].get("log_selection") else []
+        )
         counts = _classify(cur, run, p, stg, rows, staged)
         by_class = {c: sum(n for (k, _), n in counts.items() if k == c) for c in classify.CLASSES}
         entry["rejections"] = _rejections(cur, p, stg, rows)
@@ -367,7 +369,7 @@ def run_import(
         )  # fmt: skip
 
 
-def _plans(conn, manifest: dict, tables: List[str]) -> Tuple[str, dict, List[dict]]:
+def _plans(conn, manifest: dict, tables: list[str]) -> tuple[str, dict, list[dict]]:
     with conn.cursor() as cur:
         revision = dbio.schema_revision(cur)
         target_family = rules.family_of_revision(revision)
@@ -427,12 +429,12 @@ def _run_import(conn, s3, conf, manifest, tables, local, *, target_airflow_versi
         log_filter = {"states": conf["task_log_states"], "days": conf["task_log_days"]}
     run = _Run(conn, s3, conf, manifest, fernet=fernet, progress=progress, source_db=source_db, local=local,
                log_filter=log_filter)  # fmt: skip
-    report: Dict[str, Any] = {
+    report: dict[str, Any] = {
         "migration_id": conf["migration_id"], "target_airflow_version": target_airflow_version,
         "source_airflow_version": manifest["source_airflow_version"],
         "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(), "tables": {}, "task_logs": None,
     }  # fmt: skip
-    selected: List[dict] = []
+    selected: list[dict] = []
     try:
         for p in plans:
             entry, sel = load_table(run, p)
@@ -447,8 +449,8 @@ def _run_import(conn, s3, conf, manifest, tables, local, *, target_airflow_versi
     return _finish(run, report, selected, target_airflow_version, logs_client_factory)
 
 
-def _finish(run: _Run, report: dict, selected: List[dict], target_version: str,
-            logs_client_factory: Optional[Callable[[], Any]]) -> dict:  # fmt: skip
+def _finish(run: _Run, report: dict, selected: list[dict], target_version: str,
+            logs_client_factory: Callable[[], Any] | None) -> dict:  # fmt: skip
     conf, k = run.conf, keys(run.conf)
     s3io.put_json(run.s3, conf["bucket"], k["report"], report)
     if run.log_filter:

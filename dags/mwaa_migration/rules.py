@@ -16,6 +16,7 @@ target (rows without it are rejected with the reason), and values that are encry
 SQL templates: ``{col}`` is the current expression of a column (text from the staging table
 or a derived expression), ``{migration_dags}`` the quoted ids of our own DAGs.
 """
+
 from __future__ import annotations
 
 from mwaa_migration import state
@@ -37,10 +38,22 @@ FAMILIES = ("2.7.2", "2.8.1", "2.9.2", "2.10.3", "3.0.6")
 # Tables we migrate, in foreign-key (load) order. Not migrated (rebuilt by the new
 # environment): dag, dag_code, serialized_dag, dag_tag, import_error, permission tables.
 MIGRATED_TABLES = (
-    "slot_pool", "variable", "connection", "job", "trigger", "log",
-    "dag_run", "dag_run_note", "task_instance", "task_instance_note",
-    "task_instance_history", "task_fail", "task_reschedule", "xcom",
-    "rendered_task_instance_fields", "sla_miss",
+    "slot_pool",
+    "variable",
+    "connection",
+    "job",
+    "trigger",
+    "log",
+    "dag_run",
+    "dag_run_note",
+    "task_instance",
+    "task_instance_note",
+    "task_instance_history",
+    "task_fail",
+    "task_reschedule",
+    "xcom",
+    "rendered_task_instance_fields",
+    "sla_miss",
 )
 
 # Every other table of an Airflow schema, with the reason it is not migrated (the manifest and
@@ -66,9 +79,10 @@ NOT_MIGRATED = {
     "dataset_dag_run_queue": _RUNTIME + " (pending dataset-triggered runs are recomputed by the target)",
     "asset_dag_run_queue": _RUNTIME, "dataset_alias": "dataset aliases are re-registered by the DAGs that use them",
     "dataset_alias_dataset": "dataset aliases are re-registered by the DAGs that use them",
-    "dataset_alias_dataset_event": "links of alias events; the events themselves are migrated",
+    "dataset_alias_dataset_event": "links of alias events (dataset events are not migrated yet)",
     "asset_alias": "asset aliases are re-registered by the DAGs that use them",
-    "backfill": "Airflow 3 backfill bookkeeping (not in 2.x sources)", "backfill_dag_run": "Airflow 3 backfill bookkeeping",
+    "backfill": "Airflow 3 backfill bookkeeping (not in 2.x sources)",
+    "backfill_dag_run": "Airflow 3 backfill bookkeeping",
     "task_map": "NOT migrated yet: lengths of mapped tasks (the target recomputes them for new runs; the "
                 "grid view of migrated mapped runs shows the task instances, not the expansion)",
     "dataset": "NOT migrated yet: the target registers the datasets its DAGs declare when it parses them",
@@ -100,35 +114,46 @@ SKIPPED_TI_STATES = ("running", "queued")
 
 _NOT_MIGRATION_RUN = "t.dag_id NOT IN ({migration_dags})"
 _OWN_RUN = ("a run of the migration's own DAGs (db_export / db_import)", _NOT_MIGRATION_RUN)
-_TI_ACTIVE = ("task instance still running or queued in the source (not finished: the cutover's delta carries it)",
-              "(t.state IS NULL OR t.state NOT IN ({skipped_states}))")
+_TI_ACTIVE = (
+    "task instance still running or queued in the source (not finished: the cutover's delta carries it)",
+    "(t.state IS NULL OR t.state NOT IN ({skipped_states}))",
+)
 _TI_NOT_SKIPPED = (
     "NOT EXISTS (SELECT 1 FROM task_instance x WHERE x.dag_id = t.dag_id AND "
     "x.task_id = t.task_id AND x.run_id = t.run_id AND x.map_index = t.map_index AND "
-    "x.state IN ({skipped_states}))")
-_TI_EXISTS = ("EXISTS (SELECT 1 FROM task_instance p WHERE p.dag_id = {dag_id} AND "
-              "p.task_id = {task_id} AND p.run_id = {run_id} AND p.map_index = {map_index})")
+    "x.state IN ({skipped_states}))"
+)
+_TI_EXISTS = (
+    "EXISTS (SELECT 1 FROM task_instance p WHERE p.dag_id = {dag_id} AND "
+    "p.task_id = {task_id} AND p.run_id = {run_id} AND p.map_index = {map_index})"
+)
 _RUN_EXISTS = "EXISTS (SELECT 1 FROM dag_run p WHERE p.dag_id = {dag_id} AND p.run_id = {run_id})"
 _OF_ACTIVE_TI = ("belongs to a task instance still running or queued in the source", _TI_NOT_SKIPPED)
 # children are never attached to a target dag_run that only shares (dag_id, run_id) with theirs
-_RUN_NOT_CONFLICT = ("its dag_run conflicts with a different run of the target (same dag_id and run_id, "
-                     "other logical date): not attached to the target's run",
-                     state.conflict_sql("dag_run", ["{dag_id}", "{run_id}"]))
+_RUN_NOT_CONFLICT = (
+    "its dag_run conflicts with a different run of the target (same dag_id and run_id, "
+    "other logical date): not attached to the target's run",
+    state.conflict_sql("dag_run", ["{dag_id}", "{run_id}"]),
+)
 _NO_TI = ("no task_instance (dag_id, task_id, run_id, map_index) in the target", _TI_EXISTS)
 _TI_KEY = ("dag_id", "task_id", "run_id", "map_index")
 
 
 def uuid7_sql(ts_sql: str) -> str:
     """SQL for a version-7 UUID whose time part is ``ts_sql`` (as Airflow 3 assigns them)."""
-    return ("encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing "
-            f"substring(int8send(floor(extract(epoch from COALESCE(({ts_sql})::timestamptz, "
-            "clock_timestamp())) * 1000)::bigint) from 3) from 1 for 6), 52, 1), 53, 1), "
-            "'hex')::uuid")
+    return (
+        "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing "
+        f"substring(int8send(floor(extract(epoch from COALESCE(({ts_sql})::timestamptz, "
+        "clock_timestamp())) * 1000)::bigint) from 3) from 1 for 6), 52, 1), 53, 1), "
+        "'hex')::uuid"
+    )
 
 
 def _ti_uuid_lookup() -> str:
-    return ("(SELECT p.id FROM task_instance p WHERE p.dag_id = {dag_id} AND p.task_id = "
-            "{task_id} AND p.run_id = {run_id} AND p.map_index = ({map_index})::integer)")
+    return (
+        "(SELECT p.id FROM task_instance p WHERE p.dag_id = {dag_id} AND p.task_id = "
+        "{task_id} AND p.run_id = {run_id} AND p.map_index = ({map_index})::integer)"
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -158,19 +183,30 @@ def _ti_uuid_lookup() -> str:
 #         "different", and None or {column: value} limiting it to those rows
 # ---------------------------------------------------------------------------------------
 TABLES: dict[str, dict] = {
-    "slot_pool": {"ids": "target", "keys": [["pool"]],
-                  "upsert": ("default_pool_strategy", {"pool": "default_pool"})},
-    "variable": {"ids": "target", "keys": [["key"]], "encrypted": {"val": "is_encrypted"},
-                 "upsert": ("variables_strategy", None)},
-    "connection": {"ids": "target", "keys": [["conn_id"]],
-                   "encrypted": {"password": "is_encrypted", "extra": "is_extra_encrypted"},
-                   "upsert": ("connections_strategy", None)},
+    "slot_pool": {"ids": "target", "keys": [["pool"]], "upsert": ("default_pool_strategy", {"pool": "default_pool"})},
+    "variable": {
+        "ids": "target",
+        "keys": [["key"]],
+        "encrypted": {"val": "is_encrypted"},
+        "upsert": ("variables_strategy", None),
+    },
+    "connection": {
+        "ids": "target",
+        "keys": [["conn_id"]],
+        "encrypted": {"password": "is_encrypted", "extra": "is_extra_encrypted"},
+        "upsert": ("connections_strategy", None),
+    },
     "job": {"ids": "offset", "keys": [["id"]]},
-    "trigger": {"ids": "offset", "keys": [["id"]], "offset_refs": {"triggerer_id": "job"},
-                "encrypted": {"kwargs": "target_text"}},
+    "trigger": {
+        "ids": "offset",
+        "keys": [["id"]],
+        "offset_refs": {"triggerer_id": "job"},
+        "encrypted": {"kwargs": "target_text"},
+    },
     "log": {"ids": "offset", "keys": [["id"]]},
     "dag_run": {
-        "ids": "target", "keys": [["dag_id", "run_id"]],
+        "ids": "target",
+        "keys": [["dag_id", "run_id"]],
         "identity": [["execution_date"], ["logical_date"]],
         "export_keep": [_OWN_RUN],
         "export_extra": {"conf__json": ("pickle_to_json", "conf")},
@@ -178,18 +214,28 @@ TABLES: dict[str, dict] = {
         "optional_fks": {"log_template_id": ("log_template", "id")},
     },
     "dag_run_note": {
-        "ids": None, "keys": [["dag_run_id"]],
-        "export_keep": [(_OWN_RUN[0], "t.dag_run_id IN (SELECT id FROM dag_run WHERE dag_id NOT IN ({migration_dags}))")],
-        "export_join": {"dag_run__dag_id": "(SELECT d.dag_id FROM dag_run d WHERE d.id = t.dag_run_id)",
-                        "dag_run__run_id": "(SELECT d.run_id FROM dag_run d WHERE d.id = t.dag_run_id)"},
-        "source_exprs": {"dag_run_id": "(SELECT d.id FROM dag_run d WHERE d.dag_id = {dag_run__dag_id} "
-                                       "AND d.run_id = {dag_run__run_id})"},
+        "ids": None,
+        "keys": [["dag_run_id"]],
+        "export_keep": [
+            (_OWN_RUN[0], "t.dag_run_id IN (SELECT id FROM dag_run WHERE dag_id NOT IN ({migration_dags}))")
+        ],
+        "export_join": {
+            "dag_run__dag_id": "(SELECT d.dag_id FROM dag_run d WHERE d.id = t.dag_run_id)",
+            "dag_run__run_id": "(SELECT d.run_id FROM dag_run d WHERE d.id = t.dag_run_id)",
+        },
+        "source_exprs": {
+            "dag_run_id": "(SELECT d.id FROM dag_run d WHERE d.dag_id = {dag_run__dag_id} "
+            "AND d.run_id = {dag_run__run_id})"
+        },
         "null_columns": ["user_id"],
-        "require": [(_RUN_NOT_CONFLICT[0], state.conflict_sql("dag_run", ["{dag_run__dag_id}", "{dag_run__run_id}"])),
-                    ("no dag_run (dag_id, run_id) in the target", "{dag_run_id} IS NOT NULL")],
+        "require": [
+            (_RUN_NOT_CONFLICT[0], state.conflict_sql("dag_run", ["{dag_run__dag_id}", "{dag_run__run_id}"])),
+            ("no dag_run (dag_id, run_id) in the target", "{dag_run_id} IS NOT NULL"),
+        ],
     },
     "task_instance": {
-        "ids": None, "keys": [list(_TI_KEY)],
+        "ids": None,
+        "keys": [list(_TI_KEY)],
         "export_keep": [_OWN_RUN, _TI_ACTIVE],
         "offset_refs": {"job_id": "job", "queued_by_job_id": "job", "trigger_id": "trigger"},
         "optional_fks": {"trigger_id": ("trigger", "id")},
@@ -197,43 +243,49 @@ TABLES: dict[str, dict] = {
         "log_selection": True,
     },
     "task_instance_note": {
-        "ids": None, "keys": [list(_TI_KEY), ["ti_id"]],
+        "ids": None,
+        "keys": [list(_TI_KEY), ["ti_id"]],
         "export_keep": [_OWN_RUN, _OF_ACTIVE_TI],
         "null_columns": ["user_id"],
         "require": [_RUN_NOT_CONFLICT, _NO_TI],
     },
     "task_instance_history": {
-        "ids": "target", "keys": [list(_TI_KEY) + ["try_number"]],
+        "ids": "target",
+        "keys": [list(_TI_KEY) + ["try_number"]],
         "export_keep": [_OWN_RUN, _OF_ACTIVE_TI],
         "offset_refs": {"job_id": "job", "queued_by_job_id": "job", "trigger_id": "trigger"},
         "optional_fks": {"trigger_id": ("trigger", "id")},
         "require": [_RUN_NOT_CONFLICT, _NO_TI],
     },
     "task_fail": {
-        "ids": "offset", "keys": [["id"]],
+        "ids": "offset",
+        "keys": [["id"]],
         "export_keep": [_OWN_RUN, _OF_ACTIVE_TI],
         "require": [_RUN_NOT_CONFLICT, _NO_TI],
     },
     "task_reschedule": {
-        "ids": "offset", "keys": [["id"]],
+        "ids": "offset",
+        "keys": [["id"]],
         "export_keep": [_OWN_RUN, _OF_ACTIVE_TI],
         "require": [_RUN_NOT_CONFLICT, _NO_TI],
     },
     "xcom": {
-        "ids": None, "keys": [["dag_run_id", "task_id", "map_index", "key"]],
+        "ids": None,
+        "keys": [["dag_run_id", "task_id", "map_index", "key"]],
         "export_keep": [_OWN_RUN, _OF_ACTIVE_TI],
         "export_extra": {"value__json": ("xcom_to_json", "value")},
-        "source_exprs": {"dag_run_id": "(SELECT d.id FROM dag_run d WHERE d.dag_id = {dag_id} "
-                                       "AND d.run_id = {run_id})"},
+        "source_exprs": {
+            "dag_run_id": "(SELECT d.id FROM dag_run d WHERE d.dag_id = {dag_id} AND d.run_id = {run_id})"
+        },
         "require": [_RUN_NOT_CONFLICT, _NO_TI],
     },
     "rendered_task_instance_fields": {
-        "ids": None, "keys": [list(_TI_KEY)],
+        "ids": None,
+        "keys": [list(_TI_KEY)],
         "export_keep": [_OWN_RUN, _OF_ACTIVE_TI],
         "require": [_RUN_NOT_CONFLICT, _NO_TI],
     },
-    "sla_miss": {"ids": None, "keys": [["task_id", "dag_id", "execution_date"]],
-                 "export_keep": [_OWN_RUN]},
+    "sla_miss": {"ids": None, "keys": [["task_id", "dag_id", "execution_date"]], "export_keep": [_OWN_RUN]},
 }
 
 # ---------------------------------------------------------------------------------------
@@ -261,13 +313,15 @@ STEPS: dict[tuple[str, str], dict] = {
         },
         "dag_run": {
             "rename": {"execution_date": "logical_date"},
-            "drop": {"external_trigger": "Airflow 3 has no external_trigger; run_type/triggered_by say how a run started",
-                     "dag_hash": "Airflow 3 tracks DAG versions in dag_version instead of dag_hash"},
+            "drop": {
+                "external_trigger": "Airflow 3 has no external_trigger; run_type/triggered_by say how a run started",
+                "dag_hash": "Airflow 3 tracks DAG versions in dag_version instead of dag_hash",
+            },
             "derive": {
                 "run_after": "COALESCE(({data_interval_end})::timestamptz, ({logical_date})::timestamptz)",
                 # SQLAlchemy stores DagRunTriggeredByType by member NAME (native_enum=False)
                 "triggered_by": "CASE {run_type} WHEN 'scheduled' THEN 'TIMETABLE' "
-                                "WHEN 'dataset_triggered' THEN 'ASSET' WHEN 'backfill' THEN 'BACKFILL' END",
+                "WHEN 'dataset_triggered' THEN 'ASSET' WHEN 'backfill' THEN 'BACKFILL' END",
             },
             "convert": {"conf": "conf__json"},
             "enum": {"run_type": {"dataset_triggered": "asset_triggered"}},
@@ -278,10 +332,13 @@ STEPS: dict[tuple[str, str], dict] = {
             "enum": {"state": {"shutdown": "failed"}},
         },
         "task_instance_history": {
-            "drop": {"id": "Airflow 3 keys history rows by the task instance UUID of that try",
-                     "job_id": "Airflow 3 task instances no longer reference the job that ran them"},
-            "derive": {"task_instance_id": uuid7_sql(
-                "COALESCE(({queued_dttm})::timestamptz, ({start_date})::timestamptz)")},
+            "drop": {
+                "id": "Airflow 3 keys history rows by the task instance UUID of that try",
+                "job_id": "Airflow 3 task instances no longer reference the job that ran them",
+            },
+            "derive": {
+                "task_instance_id": uuid7_sql("COALESCE(({queued_dttm})::timestamptz, ({start_date})::timestamptz)")
+            },
             "enum": {"state": {"shutdown": "failed"}},
         },
         "task_reschedule": {
@@ -304,7 +361,8 @@ def family_of_revision(revision: str) -> str:
     except KeyError:
         raise ValueError(
             f"alembic revision {revision!r} is not a schema family the migration rules know; "
-            f"known: {', '.join(f'{r} (Airflow {f})' for r, f in REVISIONS.items())}") from None
+            f"known: {', '.join(f'{r} (Airflow {f})' for r, f in REVISIONS.items())}"
+        ) from None
 
 
 def step_path(source: str, target: str) -> list[tuple[str, str]]:
@@ -314,6 +372,8 @@ def step_path(source: str, target: str) -> list[tuple[str, str]]:
             raise ValueError(f"unknown schema family {fam!r}; known: {', '.join(FAMILIES)}")
     i, j = FAMILIES.index(source), FAMILIES.index(target)
     if j < i:
-        raise ValueError(f"moving metadata from schema {source} down to {target} is not supported "
-                         "(MWAA only allows upgrades, and 3.x -> 2.11 in place)")
+        raise ValueError(
+            f"moving metadata from schema {source} down to {target} is not supported "
+            "(MWAA only allows upgrades, and 3.x -> 2.11 in place)"
+        )
     return [(FAMILIES[k], FAMILIES[k + 1]) for k in range(i, j)]

@@ -1,4 +1,5 @@
 """Where the code runs: inside an Airflow task (MWAA) or the local CLI, and what it may do there."""
+
 from __future__ import annotations
 
 import os
@@ -14,11 +15,13 @@ SUPPORTED_PATH = (
     "Supported path: run the import from outside the environment with the same library, e.g. "
     "`python -m mwaa_migration import --sql-alchemy-conn <target DB URL> --bucket <bucket> "
     "--prefix <prefix> --conf-json '{...}' --fernet-key <target key>` (the local rehearsal does "
-    "exactly this), or migrate to 2.11.x first and upgrade that environment in place to 3.x.")
+    "exactly this), or migrate to 2.11.x first and upgrade that environment in place to 3.x."
+)
 
 
 def airflow_version() -> str:
     from importlib.metadata import version
+
     return version("apache-airflow")
 
 

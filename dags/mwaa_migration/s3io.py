@@ -1,4 +1,5 @@
 """Thin S3 I/O with bounded memory: streamed multipart upload and streamed, hashed download."""
+
 from __future__ import annotations
 
 import hashlib
@@ -31,11 +32,11 @@ class S3Writer:
 
     def _flush_part(self):
         if self.upload_id is None:
-            self.upload_id = self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key)["UploadId"]
+            self.upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)["UploadId"]
         n = len(self.parts) + 1
-        resp = self.client.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                                       PartNumber=n, Body=bytes(self.buf))
+        resp = self.client.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=n, Body=bytes(self.buf)
+        )
         self.parts.append({"ETag": resp["ETag"], "PartNumber": n})
         self.buf = bytearray()
         if self.progress and n % 8 == 0:
@@ -52,16 +53,15 @@ class S3Writer:
             if self.buf:
                 self._flush_part()
             self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                MultipartUpload={"Parts": self.parts})
+                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}
+            )
         self.buf = bytearray()
         return self.sha256.hexdigest()
 
     def abort(self):
         if self.upload_id is not None:
             try:
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key,
-                                                   UploadId=self.upload_id)
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
             except Exception:  # noqa: BLE001 - the original error is what matters
                 pass
 
@@ -96,8 +96,18 @@ class S3GzipReader:
     sha256 differs from the manifest's. The header line is checked against ``columns``.
     """
 
-    def __init__(self, client, bucket: str, key: str, *, sha256: str, columns: list[str],
-                 chunk: int = 1024 * 1024, body=None, progress=None):
+    def __init__(
+        self,
+        client,
+        bucket: str,
+        key: str,
+        *,
+        sha256: str,
+        columns: list[str],
+        chunk: int = 1024 * 1024,
+        body=None,
+        progress=None,
+    ):
         self.bucket, self.key, self.expected = bucket, key, sha256
         self.progress, self.delivered, self.next_report = progress, 0, 256 * 1024 * 1024
         if body is not None:  # a local copy spooled (and already verified) by verify_files
@@ -154,8 +164,9 @@ class S3GzipReader:
         line = buf.split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r")
         got = [c.strip('"') for c in line.split(",")] if line else []
         if got != list(self.columns):
-            raise TableFileError(f"s3://{self.bucket}/{self.key}: header {got} does not match the "
-                                 f"manifest columns {list(self.columns)}")
+            raise TableFileError(
+                f"s3://{self.bucket}/{self.key}: header {got} does not match the manifest columns {list(self.columns)}"
+            )
         self.header_checked = True
 
     def read(self, size: int = -1) -> bytes:
@@ -168,7 +179,7 @@ class S3GzipReader:
             self._fill()
         if size is None or size < 0:
             size = len(self.pending) - self.pos
-        out = self.pending[self.pos:self.pos + size]
+        out = self.pending[self.pos : self.pos + size]
         self.pos += len(out)
         self.delivered += len(out)
         if self.progress and self.delivered >= self.next_report:
@@ -185,8 +196,10 @@ class S3GzipReader:
             self._fill()
         got = self.h.hexdigest()
         if got != self.expected:
-            raise TableFileError(f"s3://{self.bucket}/{self.key}: sha256 {got} does not match the "
-                                 f"manifest's {self.expected}: refusing to import")
+            raise TableFileError(
+                f"s3://{self.bucket}/{self.key}: sha256 {got} does not match the "
+                f"manifest's {self.expected}: refusing to import"
+            )
 
 
 class CsvRecordCounter:
@@ -249,9 +262,12 @@ def object_sha256(client, bucket: str, key: str, chunk: int = 1024 * 1024, spool
 
 
 def put_json(client, bucket: str, key: str, obj) -> None:
-    client.put_object(Bucket=bucket, Key=key, Body=json.dumps(obj, indent=1, sort_keys=True,
-                                                               default=str).encode("utf-8"),
-                      ContentType="application/json")
+    client.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=json.dumps(obj, indent=1, sort_keys=True, default=str).encode("utf-8"),
+        ContentType="application/json",
+    )
 
 
 def get_json(client, bucket: str, key: str, *, missing_ok: bool = False):

@@ -26,7 +26,7 @@ written in the same transaction as the rows they describe.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List
+from typing import Any
 
 IDMAP = "mwaa_migration_idmap"
 CONFLICT = "mwaa_migration_conflict"
@@ -65,9 +65,9 @@ def bind(cur, source_db: str) -> None:
     )
 
 
-def load_segments(cur, source_db: str) -> Dict[str, List[List[int]]]:
+def load_segments(cur, source_db: str) -> dict[str, list[list[int]]]:
     cur.execute(f"SELECT tbl, upto, id_offset FROM {IDMAP} WHERE source_db = %s ORDER BY tbl, upto", (source_db,))
-    out: Dict[str, List[List[int]]] = {}
+    out: dict[str, list[list[int]]] = {}
     for tbl, upto, off in cur.fetchall():
         out.setdefault(tbl, []).append([int(upto), int(off)])
     return out
@@ -80,7 +80,7 @@ def add_segment(cur, source_db: str, table: str, upto: int, offset: int) -> None
     )
 
 
-def conflict_sql(table: str, key_exprs: List[str]) -> str:
+def conflict_sql(table: str, key_exprs: list[str]) -> str:
     """SQL condition: the row with this natural key was NOT classified a conflict."""
     arr = ", ".join(f"({x})::text" for x in key_exprs)
     return (
@@ -89,7 +89,7 @@ def conflict_sql(table: str, key_exprs: List[str]) -> str:
     )
 
 
-def record_conflicts(cur, source_db: str, table: str, rows_sql: str, key: List[str]) -> None:
+def record_conflicts(cur, source_db: str, table: str, rows_sql: str, key: list[str]) -> None:
     """Replace the recorded conflicts of ``table`` with the rows of ``rows_sql`` (columns _why + key)."""
     cur.execute(f"DELETE FROM {CONFLICT} WHERE source_db = %s AND tbl = %s", (source_db, table))
     arr = ", ".join(f'r."{c}"::text' for c in key)
@@ -100,7 +100,7 @@ def record_conflicts(cur, source_db: str, table: str, rows_sql: str, key: List[s
     )
 
 
-def record_table(cur, source_db: str, migration_id: str, table: str, sha256: str, classes: Dict[str, Any]) -> None:
+def record_table(cur, source_db: str, migration_id: str, table: str, sha256: str, classes: dict[str, Any]) -> None:
     cur.execute(
         f"INSERT INTO {IMPORT} (source_db, migration_id, tbl, sha256, classes) VALUES (%s, %s, %s, %s, %s) "
         "ON CONFLICT (source_db, migration_id, tbl) DO UPDATE SET sha256 = EXCLUDED.sha256, "

@@ -20,6 +20,7 @@ standard library and botocore are used: this runs inside MWAA images.
 Event contents are never logged, returned or put in an error message: only stream names
 and counts are.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,13 +30,15 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator
 
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
-    ConnectionError as BotoConnectionError,
     ReadTimeoutError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
 )
 
 log = logging.getLogger(__name__)
@@ -58,19 +61,33 @@ log = logging.getLogger(__name__)
 # map_index >= 0.
 # --------------------------------------------------------------------------------------
 STREAM_NAMING: tuple[dict, ...] = (
-    {"since": (1, 10, 0), "family": "airflow-1.10-2.2", "parts": None,
-     "why": "streams are named by the logical date ({dag_id}/{task_id}/{ts}/{try}.log), "
-            "which task-instance rows do not carry; MWAA sources this old are not supported"},
-    {"since": (2, 3, 0), "family": "airflow-2.3+",
-     "parts": {"ti": "dag_id={dag_id}/run_id={run_id}/task_id={task_id}/",
-               "mapped": "map_index={map_index}/",
-               "attempt": "attempt={try_number}.log"},
-     "replace": ((":", "_"),)},
-    {"since": (3, 0, 0), "family": "airflow-3",
-     "parts": {"ti": "dag_id={dag_id}/run_id={run_id}/task_id={task_id}/",
-               "mapped": "map_index={map_index}/",
-               "attempt": "attempt={try_number}.log"},
-     "replace": ((":", "_"),)},
+    {
+        "since": (1, 10, 0),
+        "family": "airflow-1.10-2.2",
+        "parts": None,
+        "why": "streams are named by the logical date ({dag_id}/{task_id}/{ts}/{try}.log), "
+        "which task-instance rows do not carry; MWAA sources this old are not supported",
+    },
+    {
+        "since": (2, 3, 0),
+        "family": "airflow-2.3+",
+        "parts": {
+            "ti": "dag_id={dag_id}/run_id={run_id}/task_id={task_id}/",
+            "mapped": "map_index={map_index}/",
+            "attempt": "attempt={try_number}.log",
+        },
+        "replace": ((":", "_"),),
+    },
+    {
+        "since": (3, 0, 0),
+        "family": "airflow-3",
+        "parts": {
+            "ti": "dag_id={dag_id}/run_id={run_id}/task_id={task_id}/",
+            "mapped": "map_index={map_index}/",
+            "attempt": "attempt={try_number}.log",
+        },
+        "replace": ((":", "_"),),
+    },
 )
 
 # CloudWatch Logs limits, from the botocore service model (logs 2014-03-28) shipped with
@@ -89,13 +106,25 @@ PUT_MAX_SPAN_MS = 24 * 60 * 60 * 1000
 # Error codes that mean "refused, nothing done: try again later" (throttling and
 # transient service errors). botocore's own retry list for throttling plus the Logs
 # model's ServiceUnavailableException / InternalServerException.
-RETRYABLE_CODES = frozenset({
-    "ThrottlingException", "Throttling", "ThrottledException", "RequestThrottled",
-    "RequestThrottledException", "TooManyRequestsException", "RequestLimitExceeded",
-    "LimitExceededException", "ServiceUnavailableException", "ServiceUnavailable",
-    "InternalServerException", "InternalFailure", "InternalServerError",
-    "RequestTimeout", "RequestTimeoutException",
-})
+RETRYABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "ServiceUnavailableException",
+        "ServiceUnavailable",
+        "InternalServerException",
+        "InternalFailure",
+        "InternalServerError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
 # Writes are not retried after these: the request may have reached the service, and a
 # blind retry could duplicate a batch (PutLogEvents ignores sequence tokens now). The
 # stream fails; the next run resumes it from what CloudWatch really holds.
@@ -109,8 +138,7 @@ LIST_LIMIT = 100  # entries kept in the summary's "missing" and "errors" lists
 class TaskLogCopyError(RuntimeError):
     """The copy stopped. The message names the stream; ``summary`` holds what was done."""
 
-    def __init__(self, message: str, *, stream: Optional[str] = None,
-                 summary: Optional[dict] = None):
+    def __init__(self, message: str, *, stream: str | None = None, summary: dict | None = None):
         super().__init__(message)
         self.stream = stream
         self.summary = summary
@@ -121,6 +149,7 @@ class TargetNotAPrefixError(ValueError):
 
 
 # ------------------------------------------------------------------------ pure planning
+
 
 def parse_version(version: str) -> tuple[int, int, int]:
     """``"2.10.3"`` -> (2, 10, 3); suffixes such as ``+astro.1`` or ``rc1`` are ignored."""
@@ -135,20 +164,26 @@ def naming_for(version: str) -> dict:
     v = parse_version(version)
     rows = [r for r in STREAM_NAMING if r["since"] <= v]
     if not rows:
-        raise ValueError(f"Airflow version {version!r} is older than any known task-log naming "
-                         f"(oldest: {'.'.join(map(str, STREAM_NAMING[0]['since']))})")
+        raise ValueError(
+            f"Airflow version {version!r} is older than any known task-log naming "
+            f"(oldest: {'.'.join(map(str, STREAM_NAMING[0]['since']))})"
+        )
     row = rows[-1]
     if row["parts"] is None:
         supported = next(r for r in STREAM_NAMING if r["parts"] is not None)
-        raise ValueError(f"task-log copy does not support Airflow {version}: {row['why']}; "
-                         f"supported from {'.'.join(map(str, supported['since']))}")
+        raise ValueError(
+            f"task-log copy does not support Airflow {version}: {row['why']}; "
+            f"supported from {'.'.join(map(str, supported['since']))}"
+        )
     return row
 
 
 def log_group_name(environment: str, *, field_name: str = "environment") -> str:
     if not isinstance(environment, str) or not MWAA_NAME.match(environment):
-        raise ValueError(f"{field_name}={environment!r} is not an MWAA environment name "
-                         f"(1-80 characters, a letter first, then letters, digits, '-' or '_')")
+        raise ValueError(
+            f"{field_name}={environment!r} is not an MWAA environment name "
+            f"(1-80 characters, a letter first, then letters, digits, '-' or '_')"
+        )
     return f"airflow-{environment}-Task"
 
 
@@ -178,7 +213,7 @@ def stream_name(naming: dict, ti: dict, try_number: int) -> str:
     return _sanitise(naming, text)
 
 
-def stream_name_problem(name: str) -> Optional[str]:
+def stream_name_problem(name: str) -> str | None:
     """Why CloudWatch could not hold a stream of this name, or None."""
     if len(name) > STREAM_NAME_MAX:
         return f"stream name is {len(name)} characters; CloudWatch allows {STREAM_NAME_MAX}"
@@ -195,9 +230,8 @@ def validate_task_instance(ti: Any, index: int) -> dict:
     """A clean copy of one task-instance dict, or a ValueError naming field and value."""
     where = f"task_instances[{index}]"
     if not isinstance(ti, dict):
-        raise ValueError(f"{where} = {ti!r}: must be a dict with dag_id, task_id, run_id, "
-                         f"map_index, try_number")
-    clean = {}
+        raise ValueError(f"{where} = {ti!r}: must be a dict with dag_id, task_id, run_id, map_index, try_number")
+    clean: dict[str, Any] = {}
     for key in _TI_STR_FIELDS:
         value = ti.get(key)
         if not isinstance(value, str) or not value:
@@ -217,15 +251,20 @@ def plan_task_instance(ti: dict, source_naming: dict, target_naming: dict) -> di
     ``tries`` lists every try 1..try_number with its source and target stream names;
     ``invalid`` lists tries whose names CloudWatch cannot hold (nothing can exist there).
     """
-    plan = {"source_prefix": ti_stream_prefix(source_naming, ti), "tries": [], "invalid": []}
+    tries: list[dict] = []
+    invalid: list[dict] = []
+    plan = {"source_prefix": ti_stream_prefix(source_naming, ti), "tries": tries, "invalid": invalid}
     for n in range(1, ti["try_number"] + 1):
-        entry = {"try_number": n, "source": stream_name(source_naming, ti, n),
-                 "target": stream_name(target_naming, ti, n)}
+        entry: dict[str, Any] = {
+            "try_number": n,
+            "source": stream_name(source_naming, ti, n),
+            "target": stream_name(target_naming, ti, n),
+        }
         problem = stream_name_problem(entry["source"]) or stream_name_problem(entry["target"])
         if problem:
-            plan["invalid"].append({**entry, "reason": problem})
+            invalid.append({**entry, "reason": problem})
         else:
-            plan["tries"].append(entry)
+            tries.append(entry)
     return plan
 
 
@@ -233,9 +272,13 @@ def event_size(event: dict) -> int:
     return len(event["message"].encode("utf-8")) + PUT_EVENT_OVERHEAD
 
 
-def plan_batches(events: Iterable[dict], *, max_events: int = PUT_MAX_EVENTS,
-                 max_bytes: int = PUT_MAX_BYTES,
-                 max_span_ms: int = PUT_MAX_SPAN_MS) -> Iterator[list[dict]]:
+def plan_batches(
+    events: Iterable[dict],
+    *,
+    max_events: int = PUT_MAX_EVENTS,
+    max_bytes: int = PUT_MAX_BYTES,
+    max_span_ms: int = PUT_MAX_SPAN_MS,
+) -> Iterator[list[dict]]:
     """Group events into PutLogEvents batches that respect every limit.
 
     A batch is cut before it would exceed ``max_events`` or ``max_bytes``, when the next
@@ -248,11 +291,13 @@ def plan_batches(events: Iterable[dict], *, max_events: int = PUT_MAX_EVENTS,
     for ev in events:
         ev_size = event_size(ev)
         if ev_size > max_bytes:
-            raise ValueError(f"an event of {ev_size} bytes (with overhead) exceeds the "
-                             f"{max_bytes}-byte batch limit")
-        if batch and (len(batch) >= max_events or size + ev_size > max_bytes
-                      or ev["timestamp"] - batch[0]["timestamp"] >= max_span_ms
-                      or ev["timestamp"] < batch[-1]["timestamp"]):
+            raise ValueError(f"an event of {ev_size} bytes (with overhead) exceeds the {max_bytes}-byte batch limit")
+        if batch and (
+            len(batch) >= max_events
+            or size + ev_size > max_bytes
+            or ev["timestamp"] - batch[0]["timestamp"] >= max_span_ms
+            or ev["timestamp"] < batch[-1]["timestamp"]
+        ):
             yield batch
             batch, size = [], 0
         batch.append({"timestamp": ev["timestamp"], "message": ev["message"]})
@@ -268,16 +313,16 @@ def message_digest(message: str) -> bytes:
 @dataclass(frozen=True)
 class Tail:
     """The newest timestamp of a stream and the digests of all events at that timestamp."""
+
     timestamp: int
     digests: tuple  # sorted message digests (a multiset)
 
     @classmethod
-    def of(cls, timestamp: int, messages: Iterable[str]) -> "Tail":
+    def of(cls, timestamp: int, messages: Iterable[str]) -> Tail:
         return cls(timestamp, tuple(sorted(message_digest(m) for m in messages)))
 
 
-def skip_already_written(events: Iterable[dict], tail: Optional[Tail],
-                         counts: Optional[dict] = None) -> Iterator[dict]:
+def skip_already_written(events: Iterable[dict], tail: Tail | None, counts: dict | None = None) -> Iterator[dict]:
     """Drop the source events a half-written target already holds; yield the rest.
 
     Our writer sends a source stream's events in order, so a stream it left half-written
@@ -308,8 +353,8 @@ def skip_already_written(events: Iterable[dict], tail: Optional[Tail],
         else:
             if +remaining:
                 raise TargetNotAPrefixError(
-                    f"target holds {sum(remaining.values())} event(s) at its newest timestamp "
-                    f"that the source does not")
+                    f"target holds {sum(remaining.values())} event(s) at its newest timestamp that the source does not"
+                )
             present = False
         if present:
             if counts is not None:
@@ -318,11 +363,11 @@ def skip_already_written(events: Iterable[dict], tail: Optional[Tail],
             yield ev
     if +remaining:
         raise TargetNotAPrefixError(
-            f"target holds {sum(remaining.values())} event(s) at its newest timestamp that "
-            f"the source does not")
+            f"target holds {sum(remaining.values())} event(s) at its newest timestamp that the source does not"
+        )
 
 
-def rejected_count(batch_len: int, info: Optional[dict]) -> int:
+def rejected_count(batch_len: int, info: dict | None) -> int:
     """How many events of a batch PutLogEvents refused (rejectedLogEventsInfo)."""
     if not info:
         return 0
@@ -335,6 +380,7 @@ def rejected_count(batch_len: int, info: Optional[dict]) -> int:
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter: attempt n sleeps U(0, min(cap, base * 2**(n-1)))."""
+
     max_attempts: int = 8
     base_delay: float = 0.5
     max_delay: float = 20.0
@@ -347,6 +393,7 @@ class RetryPolicy:
 
 
 # --------------------------------------------------------------------------- thin I/O
+
 
 class _StreamNotFound(Exception):
     pass
@@ -370,20 +417,19 @@ class _ApiFailure(Exception):
         return f"{self.operation} failed{tries}: {what}"
 
 
-def _error_code(err: Exception) -> Optional[str]:
+def _error_code(err: Exception) -> str | None:
     return err.response.get("Error", {}).get("Code") if isinstance(err, ClientError) else None
 
 
 class LogsApi:
     """The CloudWatch Logs calls this module makes, each retried on throttling."""
 
-    def __init__(self, client, *, retry: RetryPolicy, sleep: Callable[[float], Any],
-                 rng: random.Random):
+    def __init__(self, client, *, retry: RetryPolicy, sleep: Callable[[float], Any], rng: random.Random):
         self.client, self.retry, self.sleep, self.rng = client, retry, sleep, rng
         self.calls: Counter = Counter()
         self.retries = 0
 
-    def call(self, operation: str, *, write: bool = False, **params) -> dict:
+    def call(self, operation: str, *, write: bool = False, **params: Any) -> dict:
         method = getattr(self.client, re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower())
         attempt = 1
         while True:
@@ -400,9 +446,14 @@ class LogsApi:
             if not retryable or attempt >= self.retry.max_attempts:
                 raise _ApiFailure(operation, failure, attempt) from failure
             delay = self.retry.delay(attempt, self.rng)
-            log.info("%s throttled or unavailable (%s); retry %d/%d in %.2fs", operation,
-                     _error_code(failure) or type(failure).__name__, attempt,
-                     self.retry.max_attempts - 1, delay)
+            log.info(
+                "%s throttled or unavailable (%s); retry %d/%d in %.2fs",
+                operation,
+                _error_code(failure) or type(failure).__name__,
+                attempt,
+                self.retry.max_attempts - 1,
+                delay,
+            )
             self.retries += 1
             self.sleep(delay)
             attempt += 1
@@ -410,7 +461,7 @@ class LogsApi:
     def log_group_exists(self, group: str) -> bool:
         token = None
         while True:
-            params = {"logGroupNamePrefix": group}
+            params: dict[str, Any] = {"logGroupNamePrefix": group}
             if token:
                 params["nextToken"] = token
             page = self.call("DescribeLogGroups", **params)
@@ -425,7 +476,7 @@ class LogsApi:
         """Every stream name starting with prefix: DescribeLogStreams paged to the end."""
         token = None
         while True:
-            params = {"logGroupName": group, "logStreamNamePrefix": prefix}
+            params: dict[str, Any] = {"logGroupName": group, "logStreamNamePrefix": prefix}
             if token:
                 params["nextToken"] = token
             page = self.call("DescribeLogStreams", **params)
@@ -444,8 +495,7 @@ class LogsApi:
                 raise _StreamNotFound(stream) from failure.error
             raise
 
-    def events(self, group: str, stream: str, start_time: Optional[int] = None
-               ) -> Iterator[dict]:
+    def events(self, group: str, stream: str, start_time: int | None = None) -> Iterator[dict]:
         """Every event from the head: follow nextForwardToken until it repeats.
 
         Pages may be empty before the end (CloudWatch says so); only a repeated token ends
@@ -459,14 +509,13 @@ class LogsApi:
             if token:
                 params["nextToken"] = token
             page = self._get_events(group, stream, **params)
-            for ev in page.get("events", []):
-                yield ev
+            yield from page.get("events", [])
             new = page.get("nextForwardToken")
             if not new or new == token:
                 return
             token = new
 
-    def tail(self, group: str, stream: str) -> Optional[Tail]:
+    def tail(self, group: str, stream: str) -> Tail | None:
         """The stream's newest timestamp and its events there; None for an empty stream."""
         token = None
         newest = None
@@ -483,8 +532,7 @@ class LogsApi:
             if not new or new == token:
                 return None
             token = new
-        return Tail.of(newest, (e["message"] for e in self.events(group, stream, newest)
-                                if e["timestamp"] == newest))
+        return Tail.of(newest, (e["message"] for e in self.events(group, stream, newest) if e["timestamp"] == newest))
 
     def create_stream(self, group: str, stream: str) -> bool:
         """Create the stream; False when it already exists."""
@@ -497,11 +545,11 @@ class LogsApi:
             raise
 
     def put(self, group: str, stream: str, batch: list[dict]) -> dict:
-        return self.call("PutLogEvents", write=True, logGroupName=group, logStreamName=stream,
-                         logEvents=batch)
+        return self.call("PutLogEvents", write=True, logGroupName=group, logStreamName=stream, logEvents=batch)
 
 
 # ------------------------------------------------------------------------------ driver
+
 
 @dataclass
 class _Run:
@@ -517,16 +565,27 @@ class _Run:
             self.summary[f"{key}_truncated"] += 1
 
 
-def _new_summary(source_group: str, target_group: str, source_naming: dict,
-                 target_naming: dict) -> dict:
+def _new_summary(source_group: str, target_group: str, source_naming: dict, target_naming: dict) -> dict:
     return {
-        "source_log_group": source_group, "target_log_group": target_group,
-        "source_naming": source_naming["family"], "target_naming": target_naming["family"],
-        "task_instances": 0, "streams_planned": 0,
-        "streams_copied": 0, "streams_resumed": 0, "streams_skipped": 0,
-        "streams_missing": 0, "events_copied": 0, "events_already_present": 0,
-        "events_rejected": 0, "api_retries": 0, "api_calls": {},
-        "missing": [], "missing_truncated": 0, "errors": [], "errors_truncated": 0,
+        "source_log_group": source_group,
+        "target_log_group": target_group,
+        "source_naming": source_naming["family"],
+        "target_naming": target_naming["family"],
+        "task_instances": 0,
+        "streams_planned": 0,
+        "streams_copied": 0,
+        "streams_resumed": 0,
+        "streams_skipped": 0,
+        "streams_missing": 0,
+        "events_copied": 0,
+        "events_already_present": 0,
+        "events_rejected": 0,
+        "api_retries": 0,
+        "api_calls": {},
+        "missing": [],
+        "missing_truncated": 0,
+        "errors": [],
+        "errors_truncated": 0,
     }
 
 
@@ -555,21 +614,152 @@ def _copy_stream(api: LogsApi, run: _Run, source: str, target: str) -> str:
     finally:
         s["events_already_present"] += counts.get("present", 0)
     if rejected:
-        run.note("errors", {"stream": target, "reason": (
-            f"CloudWatch refused {rejected} event(s) older than 14 days or the group's "
-            f"retention (or over 2 hours in the future); they are not in the target")})
+        run.note(
+            "errors",
+            {
+                "stream": target,
+                "reason": (
+                    f"CloudWatch refused {rejected} event(s) older than 14 days or the group's "
+                    f"retention (or over 2 hours in the future); they are not in the target"
+                ),
+            },
+        )
     if created:
         return "copied"
     # an existing target (empty, or holding a prefix) that needed events is a resume
     return "resumed" if written or rejected else "skipped"
 
 
-def copy_task_logs(logs_client, *, source_env: str, target_env: str, source_version: str,
-                   target_version: str, task_instances: Iterable[dict],
-                   progress: Optional[Callable[[dict], Any]] = None,
-                   progress_every: int = 25, retry: RetryPolicy = RetryPolicy(),
-                   sleep: Callable[[float], Any] = time.sleep,
-                   rng: Optional[random.Random] = None) -> dict:
+def _check_args(source_env, target_env, source_version, target_version, task_instances, progress_every):
+    """Validate the arguments (before any AWS call); return the groups and namings."""
+    source_group = log_group_name(source_env, field_name="source_env")
+    target_group = log_group_name(target_env, field_name="target_env")
+    if source_group == target_group:
+        raise ValueError(f"source_env and target_env are both {source_env!r}: nothing to copy")
+    namings = []
+    for arg, version in (("source_version", source_version), ("target_version", target_version)):
+        try:
+            namings.append(naming_for(version))
+        except ValueError as err:
+            raise ValueError(f"{arg}: {err}") from None
+    if isinstance(progress_every, bool) or not isinstance(progress_every, int) or progress_every < 1:
+        raise ValueError(f"progress_every = {progress_every!r}: must be an integer >= 1")
+    if isinstance(task_instances, (str, bytes, dict)):
+        raise ValueError("task_instances must be an iterable of dicts, not a single value")
+    return source_group, target_group, namings[0], namings[1]
+
+
+class _Copier:
+    """One copy run: the API wrapper, the summary, progress reporting and failures."""
+
+    def __init__(self, api, run, progress, progress_every):
+        self.api, self.run, self.s = api, run, run.summary
+        self.progress, self.every, self.done = progress, progress_every, 0
+
+    def report(self, final: bool = False) -> None:
+        s = self.s
+        s["api_retries"], s["api_calls"] = self.api.retries, dict(self.api.calls)
+        log.info(
+            "task logs %s: %d streams done (copied %d, resumed %d, skipped %d, missing %d), %d events copied",
+            "finished" if final else "progress", self.done, s["streams_copied"], s["streams_resumed"],
+            s["streams_skipped"], s["streams_missing"], s["events_copied"],
+        )  # fmt: skip
+        if self.progress is not None:
+            self.progress(
+                {
+                    **s,
+                    "missing": list(s["missing"]),
+                    "errors": list(s["errors"]),
+                    "streams_done": self.done,
+                    "finished": final,
+                }  # fmt: skip
+            )
+
+    def fail(self, message: str, stream: str | None) -> TaskLogCopyError:
+        self.s["api_retries"], self.s["api_calls"] = self.api.retries, dict(self.api.calls)
+        return TaskLogCopyError(message, stream=stream, summary=self.s)
+
+    def check_groups(self) -> None:
+        for group, role in ((self.run.source_group, "source"), (self.run.target_group, "target")):
+            try:
+                exists = self.api.log_group_exists(group)
+            except _ApiFailure as failure:
+                raise self.fail(
+                    f"cannot check the {role} log group {group!r}: {failure.describe()}", None
+                ) from failure.error
+            if not exists:
+                raise TaskLogCopyError(
+                    f"{role} log group {group!r} does not exist; check {role}_env and that task logging is "
+                    "enabled there",
+                    stream=None,
+                    summary=self.s,
+                )
+
+    def copy_plan(self, plan: dict) -> None:
+        """The streams of one task instance's tries."""
+        source_group = self.run.source_group
+        try:
+            existing = set(self.api.list_streams(source_group, plan["source_prefix"]))
+        except _ApiFailure as failure:
+            raise self.fail(
+                f"listing source streams {source_group}/{plan['source_prefix']}* failed: {failure.describe()}",
+                plan["source_prefix"],
+            ) from failure.error
+        for entry in plan["tries"]:
+            self.s["streams_planned"] += 1
+            outcome = self.copy_entry(entry) if entry["source"] in existing else "missing"
+            if outcome == "missing":
+                self.s["streams_missing"] += 1
+                if self.s["streams_missing"] <= LIST_LIMIT:
+                    log.warning("no source stream %s/%s", source_group, entry["source"])
+                self.run.note("missing", entry["source"])
+            else:
+                self.s[f"streams_{outcome}"] += 1
+            self.done += 1
+            if self.done % self.every == 0:
+                self.report()
+
+    def copy_entry(self, entry: dict) -> str:
+        source, target = entry["source"], entry["target"]
+        target_group = self.run.target_group
+        route = f"{self.run.source_group}/{source} -> {target_group}/{target}"
+        try:
+            return _copy_stream(self.api, self.run, source, target)
+        except _StreamNotFound as gone:
+            if str(gone) != source:
+                raise self.fail(
+                    f"copying {route} stopped: the target stream vanished while being read", target
+                ) from gone
+            return "missing"  # expired between listing and reading
+        except _ApiFailure as failure:
+            raise self.fail(
+                f"copying {route} stopped: {failure.describe()}; streams already written stay, a new run resumes",
+                target,
+            ) from failure.error
+        except TargetNotAPrefixError as err:
+            raise self.fail(
+                f"target stream {target_group}/{target} cannot be completed safely: {err}; nothing was "
+                "duplicated. Inspect or delete the target stream and run again",
+                target,
+            ) from err
+        except ValueError as err:
+            raise self.fail(f"copying {route} stopped: {err}", target) from err
+
+
+def copy_task_logs(
+    logs_client,
+    *,
+    source_env: str,
+    target_env: str,
+    source_version: str,
+    target_version: str,
+    task_instances: Iterable[dict],
+    progress: Callable[[dict], Any] | None = None,
+    progress_every: int = 25,
+    retry: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], Any] = time.sleep,
+    rng: random.Random | None = None,
+) -> dict:
     """Copy the CloudWatch task logs of ``task_instances`` from the source to the target.
 
     ``task_instances``: dicts with dag_id, task_id, run_id, map_index, try_number (state,
@@ -579,56 +769,15 @@ def copy_task_logs(logs_client, *, source_env: str, target_env: str, source_vers
     ``progress_every`` streams and once at the end. Raises ValueError on bad input and
     TaskLogCopyError (naming the stream, carrying ``.summary``) when a call fails for good.
     """
-    source_group = log_group_name(source_env, field_name="source_env")
-    target_group = log_group_name(target_env, field_name="target_env")
-    if source_group == target_group:
-        raise ValueError(f"source_env and target_env are both {source_env!r}: nothing to copy")
-    try:
-        source_naming = naming_for(source_version)
-    except ValueError as err:
-        raise ValueError(f"source_version: {err}") from None
-    try:
-        target_naming = naming_for(target_version)
-    except ValueError as err:
-        raise ValueError(f"target_version: {err}") from None
-    if isinstance(progress_every, bool) or not isinstance(progress_every, int) or progress_every < 1:
-        raise ValueError(f"progress_every = {progress_every!r}: must be an integer >= 1")
-    if isinstance(task_instances, (str, bytes, dict)):
-        raise ValueError("task_instances must be an iterable of dicts, not a single value")
-
+    source_group, target_group, source_naming, target_naming = _check_args(
+        source_env, target_env, source_version, target_version, task_instances, progress_every
+    )
     api = LogsApi(logs_client, retry=retry, sleep=sleep, rng=rng or random.Random())
-    run = _Run(source_group, target_group,
-               _new_summary(source_group, target_group, source_naming, target_naming))
-    s = run.summary
-    done = 0
-
-    def report(final: bool = False) -> None:
-        s["api_retries"], s["api_calls"] = api.retries, dict(api.calls)
-        log.info("task logs %s: %d streams done (copied %d, resumed %d, skipped %d, "
-                 "missing %d), %d events copied", "finished" if final else "progress",
-                 done, s["streams_copied"], s["streams_resumed"], s["streams_skipped"],
-                 s["streams_missing"], s["events_copied"])
-        if progress is not None:
-            progress({**s, "missing": list(s["missing"]), "errors": list(s["errors"]),
-                      "streams_done": done, "finished": final})
-
-    def fail(message: str, stream: Optional[str]) -> TaskLogCopyError:
-        s["api_retries"], s["api_calls"] = api.retries, dict(api.calls)
-        return TaskLogCopyError(message, stream=stream, summary=s)
-
-    for group, role in ((source_group, "source"), (target_group, "target")):
-        try:
-            exists = api.log_group_exists(group)
-        except _ApiFailure as failure:
-            raise fail(f"cannot check the {role} log group {group!r}: {failure.describe()}",
-                       None) from failure.error
-        if not exists:
-            raise TaskLogCopyError(f"{role} log group {group!r} does not exist; check "
-                                   f"{role}_env and that task logging is enabled there",
-                                   stream=None, summary=s)
-    log.info("copying task logs %s (%s) -> %s (%s)", source_group, source_naming["family"],
-             target_group, target_naming["family"])
-
+    run = _Run(source_group, target_group, _new_summary(source_group, target_group, source_naming, target_naming))
+    copier = _Copier(api, run, progress, progress_every)
+    copier.check_groups()
+    log.info("copying task logs %s (%s) -> %s (%s)", source_group, source_naming["family"], target_group,
+             target_naming["family"])  # fmt: skip
     seen: set = set()
     for index, raw in enumerate(task_instances):
         ti = validate_task_instance(raw, index)
@@ -636,51 +785,11 @@ def copy_task_logs(logs_client, *, source_env: str, target_env: str, source_vers
         if key in seen:  # a second copy right away could not see the first (eventual reads)
             continue
         seen.add(key)
-        s["task_instances"] += 1
+        run.summary["task_instances"] += 1
         plan = plan_task_instance(ti, source_naming, target_naming)
         for bad in plan["invalid"]:
             run.note("errors", {"stream": bad["source"], "reason": bad["reason"]})
-        if not plan["tries"]:
-            continue
-        try:
-            existing = set(api.list_streams(source_group, plan["source_prefix"]))
-        except _ApiFailure as failure:
-            raise fail(f"listing source streams {source_group}/{plan['source_prefix']}* "
-                       f"failed: {failure.describe()}", plan["source_prefix"]) \
-                from failure.error
-        for entry in plan["tries"]:
-            s["streams_planned"] += 1
-            source, target = entry["source"], entry["target"]
-            if source not in existing:
-                outcome = "missing"
-            else:
-                route = f"{source_group}/{source} -> {target_group}/{target}"
-                try:
-                    outcome = _copy_stream(api, run, source, target)
-                except _StreamNotFound as gone:
-                    if str(gone) != source:
-                        raise fail(f"copying {route} stopped: the target stream vanished "
-                                   f"while being read", target) from gone
-                    outcome = "missing"  # expired between listing and reading
-                except _ApiFailure as failure:
-                    raise fail(f"copying {route} stopped: {failure.describe()}; streams "
-                               f"already written stay, a new run resumes", target) \
-                        from failure.error
-                except TargetNotAPrefixError as err:
-                    raise fail(f"target stream {target_group}/{target} cannot be completed "
-                               f"safely: {err}; nothing was duplicated. Inspect or delete "
-                               f"the target stream and run again", target) from err
-                except ValueError as err:
-                    raise fail(f"copying {route} stopped: {err}", target) from err
-            if outcome == "missing":
-                s["streams_missing"] += 1
-                if s["streams_missing"] <= LIST_LIMIT:
-                    log.warning("no source stream %s/%s", source_group, source)
-                run.note("missing", source)
-            else:
-                s[f"streams_{outcome}"] += 1
-            done += 1
-            if done % progress_every == 0:
-                report()
-    report(final=True)
-    return s
+        if plan["tries"]:
+            copier.copy_plan(plan)
+    copier.report(final=True)
+    return run.summary

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from mwaa_common import versions
+from mwaa_common import export_layout, versions
 
 # Which step of the migration a resource runs, and the letter its run id ends in
 # (contracts §4: mig-{short migration id}-{e|i|c}).
@@ -171,7 +171,8 @@ def parse_conf(text, *, migration_id: str, step: str) -> dict:
 
 def report_location(props: Props) -> str:
     """Where the step leaves its result in S3 (contracts §3)."""
-    base = f"s3://{props.conf['bucket']}/{props.conf['prefix']}{props.migration_id}/"
+    base = f"s3://{props.conf['bucket']}/" + export_layout.export_base(
+        props.conf["prefix"], props.migration_id, props.conf.get("rerun") or "")
     return base + ("manifest.json" if props.step == "export" else "report.json")
 
 

@@ -58,7 +58,7 @@ def test_children_of_a_conflicting_run_are_rejected_first():
     p = plan.plan_table("xcom", {"columns": cols, "types": {}}, "2.10.3", "2.10.3",
                         _cols(cols, dag_run_id="integer"))  # fmt: skip
     assert p["require"][0][0].startswith("its dag_run conflicts")
-    assert "mwaa_migration_conflict" in p["require"][0][1] and "s.\"run_id\"" in p["require"][0][1]
+    assert "mwaa_migration_conflict" in p["require"][0][1] and 's."run_id"' in p["require"][0][1]
 
 
 def test_classification_sql_is_one_statement_over_staging():

@@ -87,7 +87,9 @@ def test_overlapping_runs_are_conflicts_and_their_children_are_not_attached(src_
     _import(dst, s3, "i-overlap")
     # make the target's own history: run r1 of another date with a task of its own, and a run
     # with another run_id on r2's execution date (the source's children are gone with them)
-    _sql(dst, """
+    _sql(
+        dst,
+        """
         CREATE TEMP TABLE x AS SELECT * FROM dag_run WHERE dag_id = %(d1)s AND run_id = %(r1)s;
         CREATE TEMP TABLE y AS SELECT * FROM task_instance WHERE dag_id = %(d1)s AND run_id = %(r1)s
             AND task_id = 'load';
@@ -97,7 +99,10 @@ def test_overlapping_runs_are_conflicts_and_their_children_are_not_attached(src_
         UPDATE y SET state = 'upstream_failed', try_number = 0, job_id = NULL;
         UPDATE z SET run_id = 'manual__target_own', id = nextval('dag_run_id_seq');
         INSERT INTO dag_run SELECT * FROM x; INSERT INTO task_instance SELECT * FROM y;
-        INSERT INTO dag_run SELECT * FROM z;""", {"d1": d1, "r1": r1, "d2": d2, "r2": r2}, fetch=False)
+        INSERT INTO dag_run SELECT * FROM z;""",
+        {"d1": d1, "r1": r1, "d2": d2, "r2": r2},
+        fetch=False,
+    )
     before = _counts(dst)
 
     r = _import(dst, s3, "i-overlap")
@@ -122,7 +127,8 @@ def test_overlapping_runs_are_conflicts_and_their_children_are_not_attached(src_
                      "WHERE d.run_id IN (%s, 'manual__target_own')", (r1,)) == [(0,)]  # fmt: skip
     assert r["all_rows_accounted"] and not r["all_rows_identical_in_target"]
     assert _sql(dst, "SELECT natural_key FROM mwaa_migration_conflict WHERE tbl = 'dag_run' ORDER BY 1") == sorted(
-        [([d1, r1],), ([d2, r2],)])
+        [([d1, r1],), ([d2, r2],)]
+    )
     assert e2  # the clash on (dag_id, execution_date) alone is a conflict too
 
 
@@ -256,8 +262,13 @@ def test_an_undecryptable_variable_is_named_and_the_rest_exported(src_dst, s3):
     m = _export(src, s3, "i-undecryptable")
     v = m["tables"]["variable"]
     assert v["rows"] == 2
-    assert v["rejected_at_source"] == [{"reason": "variable.val cannot be decrypted with the source's Fernet key "
-                                                  "(row not exported)", "count": 1, "sample": ["broken_var"]}]
+    assert v["rejected_at_source"] == [
+        {
+            "reason": "variable.val cannot be decrypted with the source's Fernet key (row not exported)",
+            "count": 1,
+            "sample": ["broken_var"],
+        }
+    ]
     r = _import(dst, s3, "i-undecryptable")
     assert r["tables"]["variable"]["inserted"] == 2 and r["summary"]["rejected_at_source"] == 1
     assert not r["all_rows_identical_in_target"]

@@ -97,3 +97,27 @@ def test_second_import_must_not_copy_task_logs_again():
     second = rep(dag_run={"exported": 1, "inserted": 0, "already_present": 1, "rejected": 0})
     second["task_logs"] = {"streams_copied": 3, "streams_skipped": 2}
     assert rerun_check(second, {}, {})["problems"] == ["task logs: 3 streams copied again"]
+
+
+def test_render_prints_row_classes_left_out_rows_and_tables_not_migrated():
+    r = rep(dag_run={"exported": 10, "inserted": 7, "already_present": 2, "rejected": 1,
+                     "classes": {"new": 7, "identical": 1, "different": 1, "conflict": 1, "rejected": 0},
+                     "rejections": [{"reason": "conflict: a target row has this natural key", "count": 1,
+                                     "class": "conflict", "sample": [{"run_id": "r1"}]}],
+                     "samples_different": [{"row": {"run_id": "r2"}, "differs": ["state"]}],
+                     "skipped_at_source": [{"reason": "a run of the migration's own DAGs", "count": 3}],
+                     "conversions": {"conf: NaN/Infinity -> null (JSON has no such numbers)": 2}})
+    r["not_migrated"] = {"dataset": {"reason": "not migrated yet", "rows": 1}}
+    r["all_rows_identical_in_target"] = False
+    t = table_accounting(r, {"tables": {"dag_run": {"rows": 10}}}, {"dag_run": 0}, {"dag_run": 7})
+    assert (t["dag_run"]["identical"], t["dag_run"]["different"], t["dag_run"]["conflict"]) == (1, 1, 1)
+    assert t["dag_run"]["skipped_at_source"] == 3 and t["dag_run"]["ok"]
+    from tools.rehearse.report import integrity
+    text = render({"rehearsal": {"source_version": "2.10.3", "target_version": "2.11.0", "mode": "m",
+                                 "error": None}, "tables": t, "integrity": integrity(r)})
+    assert "identical" in text and "different" in text and "conflict" in text and "skipped@src" in text
+    assert "dag_run: {'run_id': 'r2'} differs in state" in text
+    assert "dag_run: a run of the migration's own DAGs x 3" in text
+    assert "dataset (1 rows): not migrated yet" in text
+    assert "every exported row identical in the target: NO" in text
+    assert "conf: NaN/Infinity -> null" in text

@@ -31,7 +31,7 @@ from mwaa_common import versions as V
 
 from . import checks, procs
 from .checks import UsageError
-from .report import render, rerun_check, secrets_check, table_accounting, verdict
+from .report import integrity, render, rerun_check, secrets_check, table_accounting, verdict
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -511,6 +511,7 @@ class Rehearsal:
                        for kind, table in (("variables", "variable"),
                                            ("connections", "connection"))}
             r["tables"] = tables
+            r["integrity"] = integrity(import_report)
             r["secrets"] = secrets
             r["task_logs"] = self.task_log_summary(import_report.get("task_logs"))
         # the same import again must change nothing (a retried db_import in AWS is safe)

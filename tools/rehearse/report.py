@@ -40,11 +40,31 @@ def table_accounting(import_report: dict, manifest: dict, before: dict, after: d
             grew = after[name] - before[name]
             if grew != inserted:
                 problems.append(f"target grew by {grew} rows, the importer says {inserted} inserted")
+        classes = rep.get("classes") or {}
         tables[name] = {"exported": exported, "inserted": inserted, "already_present": present,
                         "rejected": rejected, "rejections": rep.get("rejections", []),
+                        "identical": classes.get("identical"), "different": classes.get("different"),
+                        "conflict": classes.get("conflict"), "overwritten": rep.get("overwritten", 0),
+                        "samples_different": rep.get("samples_different", []),
+                        "skipped_at_source": _total(rep.get("skipped_at_source")),
+                        "skipped_reasons": rep.get("skipped_at_source", []),
+                        "rejected_at_source": rep.get("rejected_at_source", []),
+                        "conversions": rep.get("conversions", {}),
                         "target_before": before.get(name), "target_after": after.get(name),
                         "ok": not problems, "problems": problems}
     return tables
+
+
+def _total(items) -> Optional[int]:
+    return sum(x.get("count", 0) for x in items) if items else None
+
+
+def integrity(import_report: dict) -> dict:
+    """The importer's totals per row class, the tables it did not migrate, and whether every
+    exported row is now in the target with the source's values."""
+    return {"summary": import_report.get("summary", {}),
+            "not_migrated": import_report.get("not_migrated", {}),
+            "all_rows_identical_in_target": import_report.get("all_rows_identical_in_target")}
 
 
 def secrets_check(kind: str, exported: Optional[int], target: dict,
@@ -115,6 +135,60 @@ def _n(v) -> str:
     return "-" if v is None else f"{v:,}"
 
 
+_COLS = (("exported", "exported", 10), ("inserted", "new", 9), ("identical", "identical", 9),
+         ("different", "different", 9), ("conflict", "conflict", 8), ("rejected", "rejected", 8),
+         ("skipped_at_source", "skipped@src", 11))
+
+
+def _table_lines(tables: dict) -> list:
+    """Per table: the row classes (docs/contracts.md section 3), target growth, verdict."""
+    w = max(12, *(len(n) for n in tables))
+    lines = ["", f"{'table':<{w}} " + " ".join(f"{h:>{n}}" for _, h, n in _COLS)
+             + f"  {'target before -> after':>22}  ok"]
+    for name, t in tables.items():
+        ba = f"{_n(t['target_before'])} -> {_n(t['target_after'])}"
+        lines.append(f"{name:<{w}} " + " ".join(f"{_n(t.get(k)):>{n}}" for k, _, n in _COLS)
+                     + f"  {ba:>22}  {'yes' if t['ok'] else 'NO'}")
+    tot = {k: sum(t.get(k) or 0 for t in tables.values()) for k, _, _ in _COLS}
+    lines.append(f"{'total':<{w}} " + " ".join(f"{_n(tot[k]):>{n}}" for k, _, n in _COLS))
+    rej = [(n, x) for n, t in tables.items() for x in t["rejections"]]
+    if rej:
+        lines += ["", "rejected rows, conflicts included (reason x count, sample):"]
+        for name, x in rej:
+            lines.append(f"  {name}: {x.get('reason')} x {x.get('count')}"
+                         + (f"  e.g. {x.get('sample')}" if x.get("sample") else ""))
+    probs = [(n, p) for n, t in tables.items() for p in t["problems"]]
+    if probs:
+        lines += ["", "problems:"] + [f"  {n}: {p}" for n, p in probs]
+    return lines
+
+
+def _integrity_lines(integ: Optional[dict], tables: dict) -> list:
+    """Present-but-different samples, rows left out at the source, conversions, tables not migrated."""
+    lines = []
+    diff = [(n, x) for n, t in tables.items() for x in t.get("samples_different", [])]
+    if diff:
+        lines += ["", "present but different in the target (kept unless a strategy overwrites; e.g.):"]
+        lines += [f"  {n}: {x.get('row')} differs in {', '.join(x.get('differs', []))}" for n, x in diff]
+    left = [(n, x) for n, t in tables.items() for x in t.get("skipped_reasons", []) + t.get("rejected_at_source", [])]
+    if left:
+        lines += ["", "left out at the source (reason x count):"]
+        lines += [f"  {n}: {x['reason']} x {x['count']}" + (f"  e.g. {x['sample']}" if x.get("sample") else "")
+                  for n, x in left]
+    conv = [(n, k, c) for n, t in tables.items() for k, c in (t.get("conversions") or {}).items()]
+    if conv:
+        lines += ["", "converted for the target (rule x count):"] + [f"  {n}.{k} x {c}" for n, k, c in conv]
+    if integ:
+        nm = integ.get("not_migrated") or {}
+        if nm:
+            lines += ["", f"not migrated ({len(nm)} tables of the source schema):"]
+            lines += [f"  {t} ({_n(v.get('rows'))} rows): {v.get('reason')}" for t, v in sorted(nm.items())]
+        same = integ.get("all_rows_identical_in_target")
+        if same is not None:
+            lines.append("every exported row identical in the target: " + ("yes" if same else "NO"))
+    return lines
+
+
 def render(report: dict) -> str:
     """The table printed at the end of a run."""
     lines = []
@@ -132,30 +206,8 @@ def render(report: dict) -> str:
     tables = report.get("tables") or {}
     if tables:
         lines.append("")
-        w = max(12, *(len(n) for n in tables))
-        lines.append(f"{'table':<{w}} {'exported':>10} {'inserted':>10} {'present':>9} "
-                     f"{'rejected':>9}  {'target before -> after':>22}  ok")
-        for name, t in tables.items():
-            ba = f"{_n(t['target_before'])} -> {_n(t['target_after'])}"
-            lines.append(f"{name:<{w}} {_n(t['exported']):>10} {_n(t['inserted']):>10} "
-                         f"{_n(t['already_present']):>9} {_n(t['rejected']):>9}  {ba:>22}  "
-                         f"{'yes' if t['ok'] else 'NO'}")
-        tot = {k: sum(t[k] or 0 for t in tables.values())
-               for k in ("exported", "inserted", "already_present", "rejected")}
-        lines.append(f"{'total':<{w}} {_n(tot['exported']):>10} {_n(tot['inserted']):>10} "
-                     f"{_n(tot['already_present']):>9} {_n(tot['rejected']):>9}")
-        rej = [(n, x) for n, t in tables.items() for x in t["rejections"]]
-        if rej:
-            lines.append("")
-            lines.append("rejected rows (reason x count, sample):")
-            for name, x in rej:
-                lines.append(f"  {name}: {x.get('reason')} x {x.get('count')}"
-                             + (f"  e.g. {x.get('sample')}" if x.get("sample") else ""))
-        probs = [(n, p) for n, t in tables.items() for p in t["problems"]]
-        if probs:
-            lines.append("")
-            lines.append("problems:")
-            lines += [f"  {n}: {p}" for n, p in probs]
+        lines += _table_lines(tables)
+    lines += _integrity_lines(report.get("integrity"), tables)
     for kind, s in (report.get("secrets") or {}).items():
         txt = (f"{kind}: {_n(s.get('exported'))} exported, {s['readable_in_target']} readable in "
                f"the target with its Fernet key")
