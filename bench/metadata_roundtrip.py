@@ -9,6 +9,7 @@ plain ``COPY ... TO`` into a local file, plain ``COPY ... FROM`` that file into 
 migrated DB, our export (to a moto S3 server in another process) and our import into
 another empty migrated DB. Prints rows/s and peak RSS; never asserted anywhere.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,10 +32,12 @@ BUCKET = "bench-bucket"
 def _populate(db, n):
     import pgcluster
     import psycopg2
+
     runs = max(1, n // 10)
     conn = psycopg2.connect(**pgcluster.params(db))
     with conn.cursor() as cur:
-        cur.execute("""
+        cur.execute(
+            """
             INSERT INTO dag_run (dag_id, run_id, run_type, execution_date, state, external_trigger,
                                  conf, data_interval_start, data_interval_end, start_date, end_date,
                                  queued_at, clear_number, updated_at)
@@ -43,8 +46,11 @@ def _populate(db, n):
                    decode('80049510000000000000007d948c01619468014b01738c0162944b02752e', 'hex'),
                    timestamptz '2020-01-01' + (g - 1) * interval '1 minute',
                    timestamptz '2020-01-01' + g * interval '1 minute', now(), now(), now(), 0, now()
-              FROM generate_series(1, %s) g""", (runs,))
-        cur.execute("""
+              FROM generate_series(1, %s) g""",
+            (runs,),
+        )
+        cur.execute(
+            """
             INSERT INTO task_instance (dag_id, task_id, run_id, map_index, start_date, end_date,
                    duration, state, try_number, max_tries, hostname, unixname, job_id, pool,
                    pool_slots, queue, priority_weight, operator, queued_dttm, pid, executor_config,
@@ -52,23 +58,30 @@ def _populate(db, n):
             SELECT 'bench_' || (r %% 50), 'task_' || t, 'scheduled__' || r, -1, now(), now(), 1.5,
                    'success', 1, 0, 'worker-1.example', 'airflow', 1, 'default_pool', 1, 'default',
                    1, 'PythonOperator', now(), 4242, decode('80047d942e', 'hex'), now()
-              FROM generate_series(1, %s) r, generate_series(1, 10) t""", (runs,))
-        cur.execute("""
+              FROM generate_series(1, %s) r, generate_series(1, 10) t""",
+            (runs,),
+        )
+        cur.execute(
+            """
             INSERT INTO log (dttm, dag_id, task_id, map_index, event, execution_date, owner, extra)
             SELECT now() - g * interval '1 second', 'bench_' || (g %% 50), 'task_1', -1,
                    'cli_task_run', now(), 'airflow', '{"host_name": "worker-1", "full_command": "x"}'
-              FROM generate_series(1, %s) g""", (n,))
-        cur.execute("SELECT (SELECT count(*) FROM dag_run), (SELECT count(*) FROM task_instance), "
-                    "(SELECT count(*) FROM log)")
+              FROM generate_series(1, %s) g""",
+            (n,),
+        )
+        cur.execute(
+            "SELECT (SELECT count(*) FROM dag_run), (SELECT count(*) FROM task_instance), (SELECT count(*) FROM log)"
+        )
         counts = cur.fetchone()
     conn.commit()
     conn.close()
-    return dict(zip(TABLES, counts))
+    return dict(zip(TABLES, counts, strict=False))
 
 
 def _columns(cur, table):
-    cur.execute("SELECT column_name FROM information_schema.columns WHERE table_name = %s "
-                "ORDER BY ordinal_position", (table,))
+    cur.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position", (table,)
+    )
     return [r[0] for r in cur.fetchall() if not (table in ("dag_run", "log") and r[0] == "id")]
 
 
@@ -76,6 +89,7 @@ def phase(args) -> dict:
     """One measured phase (runs in a child process)."""
     import pgcluster
     import psycopg2
+
     t0 = time.perf_counter()
     rows = 0
     if args.phase in ("copy_to", "copy_from"):
@@ -96,7 +110,9 @@ def phase(args) -> dict:
         conn.close()
     else:
         import boto3
-        from mwaa_migration import conf as confmod, export, importer
+        from mwaa_migration import conf as confmod
+        from mwaa_migration import export, importer
+
         s3 = boto3.client("s3")
         raw = {"bucket": BUCKET, "prefix": "bench/", "migration_id": args.mid, "tables": list(TABLES)}
         if args.phase == "import":
@@ -107,15 +123,18 @@ def phase(args) -> dict:
             m = export.run_export(conn, s3, c, airflow_version=args.version, progress=lambda m: None)
             rows = sum(e["rows"] for e in m["tables"].values())
         else:
-            r = importer.run_import(conn, s3, c, target_airflow_version=args.version,
-                                    progress=lambda m: None)
+            r = importer.run_import(conn, s3, c, target_airflow_version=args.version, progress=lambda m: None)
             rows = sum(e["inserted"] for e in r["tables"].values())
             assert r["all_rows_accounted"]
         conn.close()
     secs = time.perf_counter() - t0
-    return {"phase": args.phase, "rows": rows, "seconds": round(secs, 2),
-            "rows_per_s": int(rows / secs) if secs else None,
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "phase": args.phase,
+        "rows": rows,
+        "seconds": round(secs, 2),
+        "rows_per_s": int(rows / secs) if secs else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 def _child(phase_name, db, extra_env, **kw):
@@ -143,14 +162,22 @@ def main(argv=None) -> int:
 
     import airflow_envs
     import pgcluster
+
     pgcluster.ensure()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    moto = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
-                             "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
-           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    moto = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     dbs = []
     try:
         for _ in range(50):
@@ -160,8 +187,14 @@ def main(argv=None) -> int:
             except OSError:
                 time.sleep(0.2)
         import boto3
-        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                     aws_access_key_id="bench", aws_secret_access_key="bench").create_bucket(Bucket=BUCKET)
+
+        boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        ).create_bucket(Bucket=BUCKET)
         template = pgcluster.create_database(prefix="bench_tpl")
         dbs.append(template)
         airflow_envs.migrate(args.version, pgcluster.url(template))
@@ -191,8 +224,10 @@ def main(argv=None) -> int:
             for ph in ("copy_to", "copy_from", "export", "import"):
                 x = r[ph]
                 print(f"{ph:10} {x['rows']:>9} {x['seconds']:>8} {x['rows_per_s']:>9} {x['peak_rss_mb']:>8}")
-            print(f"export+import {ours_s:.1f}s vs plain COPY to+from {plain_s:.1f}s: "
-                  f"ratio {r['ratio_vs_plain_copy']}", flush=True)
+            print(
+                f"export+import {ours_s:.1f}s vs plain COPY to+from {plain_s:.1f}s: ratio {r['ratio_vs_plain_copy']}",
+                flush=True,
+            )
         print(json.dumps(results))
     finally:
         for db in dbs:

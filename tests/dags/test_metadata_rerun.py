@@ -4,9 +4,12 @@ place."""
 
 from __future__ import annotations
 
+import json
+
 from mwaa_common import export_layout
 from mwaa_migration import conf as confmod
 from mwaa_migration.export import keys
+
 from stacks.migration_stack import export_conf, import_conf
 from stacks.stage_config import MigrationConfig
 
@@ -31,9 +34,9 @@ def test_rerun_token_gives_its_own_export_key_everywhere():
 def test_runner_report_location_follows_the_rerun():
     from dag_runner import plan
 
+    conf = {"bucket": BUCKET, "prefix": PREFIX, "migration_id": "m-1", "rerun": "abc"}
     props = plan.parse_props({
         "EnvironmentName": "env-b", "AirflowVersion": "2.11.0", "DagId": "db_import", "MigrationId": "m-1",
-        "Step": "import", "Conf": '{"bucket": "%s", "prefix": "%s", "migration_id": "m-1", "rerun": "abc"}'
-        % (BUCKET, PREFIX), "RerunToken": "x",
+        "Step": "import", "Conf": json.dumps(conf), "RerunToken": "x",
     })  # fmt: skip
     assert plan.report_location(props) == f"s3://{BUCKET}/{PREFIX}m-1/reruns/abc/report.json"

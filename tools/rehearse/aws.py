@@ -5,20 +5,30 @@ encrypted with it (public access blocked), and the MWAA log groups of the source
 target environment (``airflow-{env}-{Task,DAGProcessing,Scheduler,WebServer,Worker}``).
 Child processes reach it through ``env()`` (AWS_ENDPOINT_URL and dummy credentials).
 """
+
 from __future__ import annotations
 
 import os
 import socket
 import uuid
-from typing import Optional
+from typing import Any
 
 REGION = "us-east-1"
 LOG_KINDS = ("DAGProcessing", "Scheduler", "Task", "WebServer", "Worker")
 # removed from a child's environment: a named profile would win over the dummy credentials
-UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
-         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
-DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "rehearsal", "AWS_SECRET_ACCESS_KEY": "rehearsal",
-                     "AWS_SESSION_TOKEN": "rehearsal"}
+UNSET = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "rehearsal",
+    "AWS_SECRET_ACCESS_KEY": "rehearsal",
+    "AWS_SESSION_TOKEN": "rehearsal",
+}
 
 
 def log_groups(environment: str) -> list[str]:
@@ -26,15 +36,15 @@ def log_groups(environment: str) -> list[str]:
 
 
 class MotoStack:
-    def __init__(self, *, source_env: str, target_env: str, bucket: Optional[str] = None):
+    def __init__(self, *, source_env: str, target_env: str, bucket: str | None = None):
         self.source_env, self.target_env = source_env, target_env
         self.bucket = bucket or f"mwaa-migration-{uuid.uuid4()}"
         self.kms_key_arn = ""
         self.endpoint = ""
-        self._server = None
+        self._server: Any = None
 
     # the server ---------------------------------------------------------------------
-    def start(self) -> "MotoStack":
+    def start(self) -> MotoStack:
         import logging
 
         from moto.server import ThreadedMotoServer
@@ -69,11 +79,16 @@ class MotoStack:
 
     def env(self) -> dict[str, str]:
         """Environment variables that point boto3 in a child process at this server."""
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": REGION,
-                "AWS_REGION": REGION, **DUMMY_CREDENTIALS,
-                # never pick up a user's real profile or instance credentials
-                "AWS_CONFIG_FILE": os.devnull,
-                "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true"}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            **DUMMY_CREDENTIALS,
+            # never pick up a user's real profile or instance credentials
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
 
     def client(self, service: str):
         import boto3
@@ -82,24 +97,40 @@ class MotoStack:
             aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
-            region_name=REGION).client(service, endpoint_url=self.endpoint)
+            region_name=REGION,
+        ).client(service, endpoint_url=self.endpoint)
 
     # what the CDK app would create ---------------------------------------------------
     def _create_resources(self) -> None:
         kms = self.client("kms")
-        key = kms.create_key(Description="mwaa migration bucket (rehearsal)",
-                             KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
+        key = kms.create_key(Description="mwaa migration bucket (rehearsal)", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
         self.kms_key_arn = key["Arn"]
         kms.create_alias(AliasName="alias/mwaa-migration-rehearsal", TargetKeyId=key["KeyId"])
         s3 = self.client("s3")
         s3.create_bucket(Bucket=self.bucket)
-        s3.put_bucket_encryption(Bucket=self.bucket, ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {
-                "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": self.kms_key_arn},
-                "BucketKeyEnabled": True}]})
-        s3.put_public_access_block(Bucket=self.bucket, PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True, "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+        s3.put_bucket_encryption(
+            Bucket=self.bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {
+                            "SSEAlgorithm": "aws:kms",
+                            "KMSMasterKeyID": self.kms_key_arn,
+                        },
+                        "BucketKeyEnabled": True,
+                    }
+                ]
+            },
+        )
+        s3.put_public_access_block(
+            Bucket=self.bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
         logs = self.client("logs")
         for env in dict.fromkeys((self.source_env, self.target_env)):
             for group in log_groups(env):
@@ -113,7 +144,7 @@ class MotoStack:
             s3.upload_file(os.path.join(folder, *key.split("/")), self.bucket, prefix + key)
         return len(keys)
 
-    def get_json(self, key: str) -> Optional[dict]:
+    def get_json(self, key: str) -> dict | None:
         import json
 
         s3 = self.client("s3")
@@ -126,8 +157,7 @@ class MotoStack:
     def list_keys(self, prefix: str) -> list[str]:
         s3 = self.client("s3")
         keys = []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
-                                                                  Prefix=prefix):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             keys += [o["Key"] for o in page.get("Contents", [])]
         return keys
 
@@ -135,13 +165,15 @@ class MotoStack:
         logs = self.client("logs")
         group = f"airflow-{self.source_env}-Task"
         logs.create_log_stream(logGroupName=group, logStreamName=stream)
-        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
-            {"timestamp": timestamp_ms + i, "message": m} for i, m in enumerate(messages)])
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": timestamp_ms + i, "message": m} for i, m in enumerate(messages)],
+        )
 
     def count_log_streams(self, environment: str) -> int:
         logs = self.client("logs")
         n = 0
-        for page in logs.get_paginator("describe_log_streams").paginate(
-                logGroupName=f"airflow-{environment}-Task"):
+        for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=f"airflow-{environment}-Task"):
             n += len(page.get("logStreams", []))
         return n

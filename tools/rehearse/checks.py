@@ -3,6 +3,7 @@
 Nothing here starts a process or touches AWS. The database checks take an open DB-API
 connection (or a URL to open one with psycopg2) so they can be tested without Airflow.
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,7 +15,6 @@ import os
 import re
 import zlib
 from pathlib import Path
-from typing import Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from mwaa_common import versions as V
@@ -31,13 +31,15 @@ def supported_versions() -> list[str]:
 
 def check_version(flag: str, version: str) -> None:
     if version not in V.VERSIONS:
-        raise UsageError(f"{flag} {version}: unknown Airflow version; supported here: "
-                         f"{', '.join(supported_versions())}")
+        raise UsageError(
+            f"{flag} {version}: unknown Airflow version; supported here: {', '.join(supported_versions())}"
+        )
     row = V.VERSIONS[version]
     if row["migration_schema"] is None:
         raise UsageError(
             f"{flag} {version}: the metadata DAGs do not support Airflow {version}; "
-            f"supported: {', '.join(supported_versions())}")
+            f"supported: {', '.join(supported_versions())}"
+        )
 
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -69,12 +71,14 @@ def check_library_knows(flag: str, version: str) -> None:
             f"{flag} {version}: its schema (alembic revision {head}) is not in the migration "
             f"library's rule table (dags/mwaa_migration/rules.py REVISIONS), so db_export/"
             f"db_import cannot handle it yet; known: "
-            f"{', '.join(f'{r} (Airflow {f})' for r, f in rules.REVISIONS.items())}")
+            f"{', '.join(f'{r} (Airflow {f})' for r, f in rules.REVISIONS.items())}"
+        )
     expected = V.info(version)["migration_schema"]
     if family != expected:
         raise UsageError(
             f"{flag} {version}: mwaa_common.versions says schema family {expected}, the "
-            f"migration library's rules say {family} for revision {head}; fix one of them")
+            f"migration library's rules say {family} for revision {head}; fix one of them"
+        )
 
 
 def check_pair(source: str, target: str) -> V.UpgradePath:
@@ -85,16 +89,17 @@ def check_pair(source: str, target: str) -> V.UpgradePath:
     check_library_knows("--target-version", target)
     path = V.upgrade_path(source, target)
     if not path.allowed:
-        raise UsageError(
-            f"--source-version {source} --target-version {target}: not allowed ({path.reason})")
+        raise UsageError(f"--source-version {source} --target-version {target}: not allowed ({path.reason})")
     if V.parse(source) > V.parse(target):
         raise UsageError(
             f"--source-version {source} --target-version {target}: the rehearsal moves metadata "
-            f"to the same or a newer version only")
+            f"to the same or a newer version only"
+        )
     return path
 
 
 # ---- database URLs -----------------------------------------------------------------------
+
 
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ***, for messages and logs."""
@@ -115,12 +120,14 @@ def libpq_url(sqlalchemy_url: str) -> str:
     if not sep:
         raise UsageError(
             f"--source-db {mask_url(sqlalchemy_url)!r}: not a database URL; expected "
-            f"postgresql+psycopg2://USER[:PASSWORD]@HOST[:PORT]/DBNAME")
+            f"postgresql+psycopg2://USER[:PASSWORD]@HOST[:PORT]/DBNAME"
+        )
     dialect = scheme.split("+", 1)[0].lower()
     if dialect not in ("postgresql", "postgres"):
         raise UsageError(
             f"--source-db {mask_url(sqlalchemy_url)!r}: {dialect} is not supported; MWAA's "
-            f"metadata database is PostgreSQL (postgresql+psycopg2://USER@HOST:PORT/DBNAME)")
+            f"metadata database is PostgreSQL (postgresql+psycopg2://USER@HOST:PORT/DBNAME)"
+        )
     return "postgresql://" + rest
 
 
@@ -138,7 +145,7 @@ def connect(url: str, *, flag: str = "--source-db", timeout: int = 5):
     return conn
 
 
-def alembic_revision(conn) -> Optional[str]:
+def alembic_revision(conn) -> str | None:
     """The revision in alembic_version, None when the table is missing (not Airflow)."""
     with conn.cursor() as cur:
         cur.execute("SELECT to_regclass('alembic_version') IS NOT NULL")
@@ -151,25 +158,29 @@ def alembic_revision(conn) -> Optional[str]:
     return rows[0]
 
 
-def check_revision(flag_value: str, version: str, revision: Optional[str], *,
-                   url: str = "") -> None:
+def check_revision(flag_value: str, version: str, revision: str | None, *, url: str = "") -> None:
     """The database's alembic revision must be the head of ``version`` (the one table)."""
     where = f"--source-db {mask_url(url)}" if url else "the source database"
     if revision is None:
-        raise UsageError(f"{where}: no alembic_version table; this is not an Airflow "
-                         f"metadata database (or `airflow db migrate` never ran on it)")
+        raise UsageError(
+            f"{where}: no alembic_version table; this is not an Airflow "
+            f"metadata database (or `airflow db migrate` never ran on it)"
+        )
     expected = V.alembic_head(version)
     if expected is None:  # pragma: no cover - supported versions all have a head
-        raise UsageError(f"--source-version {version}: its schema revision is not recorded "
-                         f"in mwaa_common.versions")
+        raise UsageError(f"--source-version {version}: its schema revision is not recorded in mwaa_common.versions")
     if revision != expected:
         owners = V.versions_at_revision(revision)
-        what = (f"the schema of Airflow {', '.join(owners)}" if owners
-                else "a revision no known version ends at (a partial or failed upgrade?)")
+        what = (
+            f"the schema of Airflow {', '.join(owners)}"
+            if owners
+            else "a revision no known version ends at (a partial or failed upgrade?)"
+        )
         raise UsageError(
             f"{where} is at alembic revision {revision or '<empty>'} ({what}), but "
             f"{flag_value} {version} expects {expected}; pass the version the database "
-            f"belongs to, or run that version's `airflow db migrate` on it first")
+            f"belongs to, or run that version's `airflow db migrate` on it first"
+        )
 
 
 def encrypted_counts(conn) -> dict[str, int]:
@@ -194,23 +205,28 @@ def check_fernet_key(key: str, flag: str = "--source-fernet-key") -> list[bytes]
         if len(raw) != 32:
             raise UsageError(
                 f"{flag}: key #{i + 1} is not a Fernet key (url-safe base64 of 32 bytes, "
-                f"44 characters; several keys may be joined with commas)")
+                f"44 characters; several keys may be joined with commas)"
+            )
         keys.append(part.encode())
     return keys
 
 
 def check_key_decrypts(conn, key: str, flag: str = "--source-fernet-key") -> None:
     """Try the key on one encrypted variable or connection; name it (never its value)."""
-    from cryptography.fernet import InvalidToken, MultiFernet, Fernet
+    from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
     fernet = MultiFernet([Fernet(k) for k in check_fernet_key(key, flag)])
-    probes = (("variable", "key", "val", "is_encrypted"),
-              ("connection", "conn_id", "password", "is_encrypted"),
-              ("connection", "conn_id", "extra", "is_extra_encrypted"))
+    probes = (
+        ("variable", "key", "val", "is_encrypted"),
+        ("connection", "conn_id", "password", "is_encrypted"),
+        ("connection", "conn_id", "extra", "is_extra_encrypted"),
+    )
     with conn.cursor() as cur:
         for table, name, column, flag_col in probes:
-            cur.execute(f"SELECT {name}, {column} FROM {table} "
-                        f"WHERE {flag_col} AND {column} IS NOT NULL AND {column} <> '' LIMIT 1")
+            cur.execute(
+                f"SELECT {name}, {column} FROM {table} "
+                f"WHERE {flag_col} AND {column} IS NOT NULL AND {column} <> '' LIMIT 1"
+            )
             row = cur.fetchone()
             if row is None:
                 continue
@@ -219,7 +235,8 @@ def check_key_decrypts(conn, key: str, flag: str = "--source-fernet-key") -> Non
             except InvalidToken:
                 raise UsageError(
                     f"{flag}: the key does not decrypt {table} {row[0]!r} ({column}); pass the "
-                    f"Fernet key of the environment this database belongs to") from None
+                    f"Fernet key of the environment this database belongs to"
+                ) from None
 
 
 def generate_fernet_key() -> str:
@@ -239,7 +256,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _gzip_ok(path: Path) -> Optional[str]:
+def _gzip_ok(path: Path) -> str | None:
     try:
         with gzip.open(path, "rb") as fh:
             while fh.read(1 << 20):
@@ -249,63 +266,76 @@ def _gzip_ok(path: Path) -> Optional[str]:
     return None
 
 
-def check_export_folder(path: str) -> dict:
-    """Validate a downloaded export (manifest.json + tables/) and return its manifest.
-
-    Every problem is collected, so a user fixing a download sees them all at once.
-    """
-    root = Path(path)
+def _read_export_manifest(root: Path, path: str) -> dict:
     if not root.is_dir():
-        raise UsageError(f"--from-export {path}: not a directory; pass the folder downloaded "
-                         f"from s3://BUCKET/PREFIX/MIGRATION_ID/ (manifest.json + tables/)")
+        raise UsageError(
+            f"--from-export {path}: not a directory; pass the folder downloaded "
+            f"from s3://BUCKET/PREFIX/MIGRATION_ID/ (manifest.json + tables/)"
+        )
     mpath = root / "manifest.json"
     if not mpath.is_file():
         hint = ""
         subdirs = [p.name for p in root.iterdir() if (p / "manifest.json").is_file()]
         if subdirs:
             hint = f"; did you mean {root / subdirs[0]}?"
-        raise UsageError(f"--from-export {path}: manifest.json is missing (it is written last; "
-                         f"without it the export is incomplete){hint}")
+        raise UsageError(
+            f"--from-export {path}: manifest.json is missing (it is written last; "
+            f"without it the export is incomplete){hint}"
+        )
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"--from-export {path}: manifest.json is not valid JSON ({exc})") from None
     if not isinstance(manifest, dict):
         raise UsageError(f"--from-export {path}: manifest.json is not a JSON object")
+    return manifest
+
+
+def _table_problem(root: Path, name: str, meta) -> str | None:
+    """What is wrong with one table file of a downloaded export, or None."""
+    if not isinstance(meta, dict) or not {"key", "sha256", "rows"} <= set(meta):
+        return f"table {name}: entry lacks key/sha256/rows"
+    key = str(meta["key"])
+    fpath = (root / key).resolve()
+    if root.resolve() not in fpath.parents:
+        return f"table {name}: key {key!r} points outside the folder"
+    if not fpath.is_file():
+        return f"table {name}: {key} is missing"
+    digest = _sha256(fpath)
+    if digest != meta["sha256"]:
+        return (
+            f"table {name}: {key} is corrupted (sha256 {digest[:12]}..., manifest says {str(meta['sha256'])[:12]}...)"
+        )
+    if key.endswith(".gz"):
+        err = _gzip_ok(fpath)
+        if err:
+            return f"table {name}: {key} is not a readable gzip file ({err})"
+    return None
+
+
+def check_export_folder(path: str) -> dict:
+    """Validate a downloaded export (manifest.json + tables/) and return its manifest.
+
+    Every problem is collected, so a user fixing a download sees them all at once.
+    """
+    root = Path(path)
+    manifest = _read_export_manifest(root, path)
     problems = []
     if manifest.get("format") != 1:
         problems.append(f"manifest format {manifest.get('format')!r} (this tool reads format 1)")
     mid = manifest.get("migration_id")
-    if not isinstance(mid, str) or not MIGRATION_ID.match(mid):
+    if not isinstance(mid, str) or not MIGRATION_ID.fullmatch(mid):
         problems.append(f"migration_id {mid!r} (expected [a-z0-9-]{{1,40}})")
-    src = manifest.get("source_airflow_version")
-    if not isinstance(src, str):
+    if not isinstance(manifest.get("source_airflow_version"), str):
         problems.append("source_airflow_version is missing")
     tables = manifest.get("tables")
     if not isinstance(tables, dict) or not tables:
         problems.append("no tables listed")
         tables = {}
     for name, meta in sorted(tables.items()):
-        if not isinstance(meta, dict) or not {"key", "sha256", "rows"} <= set(meta):
-            problems.append(f"table {name}: entry lacks key/sha256/rows")
-            continue
-        key = str(meta["key"])
-        fpath = (root / key).resolve()
-        if root.resolve() not in fpath.parents:
-            problems.append(f"table {name}: key {key!r} points outside the folder")
-            continue
-        if not fpath.is_file():
-            problems.append(f"table {name}: {key} is missing")
-            continue
-        digest = _sha256(fpath)
-        if digest != meta["sha256"]:
-            problems.append(f"table {name}: {key} is corrupted (sha256 {digest[:12]}..., "
-                            f"manifest says {str(meta['sha256'])[:12]}...)")
-            continue
-        if key.endswith(".gz"):
-            err = _gzip_ok(fpath)
-            if err:
-                problems.append(f"table {name}: {key} is not a readable gzip file ({err})")
+        problem = _table_problem(root, name, meta)
+        if problem:
+            problems.append(problem)
     if problems:
         raise UsageError(f"--from-export {path}: " + "; ".join(problems))
     return manifest

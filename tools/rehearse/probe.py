@@ -6,6 +6,7 @@ named by argv[1]: per key a sha256 of the decrypted value (never the value), and
 that could not be decrypted.
 Only the standard library and Airflow are imported, so it works in every version's venv.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,7 @@ import json
 import logging
 import sys
 
-CONN_FIELDS = ("conn_type", "description", "host", "schema", "login", "password", "port",
-               "extra")
+CONN_FIELDS = ("conn_type", "description", "host", "schema", "login", "password", "port", "extra")
 
 
 def _digest(value) -> str:
@@ -30,7 +30,7 @@ def main() -> int:
     from airflow.models import Connection, Variable
     from airflow.utils.session import create_session
 
-    out = {"variables": {}, "connections": {}, "unreadable": {"variables": [], "connections": []}}
+    out: dict = {"variables": {}, "connections": {}, "unreadable": {"variables": [], "connections": []}}
     with create_session() as session:
         # one row at a time: Connection decrypts on load, so a bad key must not end the loop
         for (key,) in session.query(Variable.key).order_by(Variable.key).all():
@@ -59,9 +59,11 @@ def main() -> int:
             out["connections"][conn_id] = _digest(fields)
     with open(sys.argv[1], "w", encoding="utf-8") as fh:
         json.dump(out, fh)
-    print(f"{len(out['variables'])} variables and {len(out['connections'])} connections read; "
-          f"unreadable: {len(out['unreadable']['variables'])} variables, "
-          f"{len(out['unreadable']['connections'])} connections")
+    print(
+        f"{len(out['variables'])} variables and {len(out['connections'])} connections read; "
+        f"unreadable: {len(out['unreadable']['variables'])} variables, "
+        f"{len(out['unreadable']['connections'])} connections"
+    )
     return 0
 
 
