@@ -1,6 +1,11 @@
 """Benchmark: export + import of task_instance, dag_run and log next to plain COPY.
 
     python bench/metadata_roundtrip.py [--scale 100000 --scale 1000000] [--version 2.10.3]
+    python bench/metadata_roundtrip.py --xcom-mb 10 --xcom-mb 50     (export peak memory)
+
+``--xcom-mb M``: one JSON and one pickled XCom of M MB each; the export's peak memory is
+measured for a 2.x target (no Airflow 3 JSON form) and for a 3.x target, and printed as a
+multiple of M (before the byte-bounded fetch it was ~35x).
 
 Per scale N: N task_instance rows, N/10 dag_run rows, N log rows are generated in a DB
 migrated by the given Airflow version (real schema, indexes and FKs). Measured in the same
@@ -78,6 +83,64 @@ def _populate(db, n):
     return dict(zip(TABLES, counts, strict=False))
 
 
+def _populate_xcom(db, mb):
+    """One run with a JSON XCom and a pickled XCom (with a NaN) of ``mb`` MB each."""
+    import pickle
+
+    import pgcluster
+    import psycopg2
+
+    size = mb * 1024 * 1024
+    conn = psycopg2.connect(**pgcluster.params(db))
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO dag_run (dag_id, run_id, run_type, execution_date, state, external_trigger,
+                                    clear_number, updated_at)
+               VALUES ('bench_x', 'manual__x', 'manual', now(), 'success', true, 0, now()) RETURNING id"""
+        )
+        rid = cur.fetchone()[0]
+        cur.execute(
+            """INSERT INTO task_instance (dag_id, task_id, run_id, map_index, state, try_number, max_tries,
+                                         pool, pool_slots, queue, priority_weight, updated_at)
+               VALUES ('bench_x', 't', 'manual__x', -1, 'success', 1, 0, 'default_pool', 1, 'default', 1, now())"""
+        )
+        values = [
+            ("json", psycopg2.Binary(('{"s": "' + "x" * (size - 10) + '"}').encode())),
+            ("pickled", psycopg2.Binary(pickle.dumps({"s": "y" * (size - 40), "n": float("nan")}))),
+        ]
+        for key, value in values:
+            cur.execute(
+                "INSERT INTO xcom (dag_run_id, task_id, map_index, key, dag_id, run_id, value, timestamp) "
+                "VALUES (%s, 't', -1, %s, 'bench_x', 'manual__x', %s, now())",
+                (rid, key, value),
+            )
+    conn.commit()
+    conn.close()
+
+
+def _xcom_bench(args, env, template) -> list:
+    import pgcluster
+
+    results = []
+    for mb in args.xcom_mb:
+        src = pgcluster.create_database(template=template, prefix="bench_xcom")
+        try:
+            _populate_xcom(src, mb)
+            for target in ("2.11.0", "3.0.6"):
+                mid = f"bench-xcom-{mb}-{target.replace('.', '')}-{int(time.time())}"
+                r = _child("export", src, env, mid=mid, version=args.version, tables="xcom", target=target)
+                r.update(xcom_mb=mb, target=target, peak_per_xcom_mb=round(r["peak_rss_mb"] / mb, 1))
+                results.append(r)
+                print(
+                    f"xcom {mb} MB (x2), export for a {target} target: {r['seconds']}s, peak {r['peak_rss_mb']} MB "
+                    f"= {r['peak_per_xcom_mb']}x one XCom",
+                    flush=True,
+                )
+        finally:
+            pgcluster.drop_database(src)
+    return results
+
+
 def _columns(cur, table):
     cur.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position", (table,)
@@ -114,9 +177,12 @@ def phase(args) -> dict:
         from mwaa_migration import export, importer
 
         s3 = boto3.client("s3")
-        raw = {"bucket": BUCKET, "prefix": "bench/", "migration_id": args.mid, "tables": list(TABLES)}
+        tables = args.tables.split(",") if args.tables else list(TABLES)
+        raw = {"bucket": BUCKET, "prefix": "bench/", "migration_id": args.mid, "tables": tables}
         if args.phase == "import":
             raw["task_log_days"] = 0
+        elif args.target:
+            raw["target_airflow_version"] = args.target
         c = confmod.validate(raw, for_import=args.phase == "import")
         conn = psycopg2.connect(**pgcluster.params(args.db))
         if args.phase == "export":
@@ -155,6 +221,9 @@ def main(argv=None) -> int:
     ap.add_argument("--db")
     ap.add_argument("--dir")
     ap.add_argument("--mid")
+    ap.add_argument("--tables")
+    ap.add_argument("--target")
+    ap.add_argument("--xcom-mb", type=int, action="append")
     args = ap.parse_args(argv)
     if args.phase:
         print(json.dumps(phase(args)))
@@ -198,6 +267,9 @@ def main(argv=None) -> int:
         template = pgcluster.create_database(prefix="bench_tpl")
         dbs.append(template)
         airflow_envs.migrate(args.version, pgcluster.url(template))
+        if args.xcom_mb:
+            print(json.dumps(_xcom_bench(args, env, template)))
+            return 0
         results = []
         for n in args.scale or [100_000]:
             src = pgcluster.create_database(template=template, prefix="bench_src")

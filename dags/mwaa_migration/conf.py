@@ -34,6 +34,8 @@ FIELDS = {
     "tables": {"default": None},
     # a deliberate re-run (the stage's rerun_token): its own export under {migration_id}/reruns/{rerun}/
     "rerun": {"default": None},
+    # export only: KMS key (id, ARN or alias) whose data key encrypts the secret columns in the files
+    "secrets_kms_key": {"default": None},
     # export only: the target's Airflow version; a 2.x target skips the Airflow 3 JSON columns
     "target_airflow_version": {"default": None},
     "source_environment": {"default": None},
@@ -47,7 +49,7 @@ FIELDS = {
     "cutover": {"default": False},
     "dry_run": {"default": False},
 }
-EXPORT_KEYS = ("bucket", "prefix", "migration_id", "tables", "rerun", "target_airflow_version")
+EXPORT_KEYS = ("bucket", "prefix", "migration_id", "tables", "rerun", "target_airflow_version", "secrets_kms_key")
 _RERUN = re.compile(r"[a-z0-9]{1,40}")
 
 
@@ -82,6 +84,8 @@ CHECKS = {
               "null or 1-40 characters of a-z and 0-9 (derived from the stage's rerun_token)"),
     "target_airflow_version": (_optional(_is_str(r"[23]\.[0-9]+\.[0-9]+")),
                                "null or an Airflow version such as 2.11.0 or 3.0.6"),
+    "secrets_kms_key": (_optional(_is_str(r"[A-Za-z0-9:/_+=.@-]{1,2048}")),
+                        "null or a KMS key id, key ARN, alias name or alias ARN"),
     "task_log_days": (lambda d: not isinstance(d, bool) and isinstance(d, int) and 0 <= d <= 365,
                       "an integer 0..365 (0 = no log copy)"),
     "task_log_states": (_states_ok, f"a non-empty list of: {', '.join(_TI_STATES)}"),

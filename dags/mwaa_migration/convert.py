@@ -136,3 +136,38 @@ def airflow_fernet():
 
 def is_true(v) -> bool:
     return v in ("t", "true", "True", True)
+
+
+# Envelope encryption of the secret columns in the export files: a KMS data key (generated
+# by the source's export, readable only by a role allowed kms:Decrypt with this encryption
+# context, i.e. the target's import) encrypts each secret value; the manifest carries the
+# data key encrypted by KMS. Bucket encryption stays underneath.
+SECRETS_CONTEXT_KEY = "mwaa-migration-secrets"
+
+
+def secrets_context(migration_id: str) -> dict:
+    return {SECRETS_CONTEXT_KEY: migration_id}
+
+
+def seal_key(kms, key_id: str, migration_id: str):
+    """(Fernet of a new data key, manifest entry holding that key encrypted by KMS)."""
+    from cryptography.fernet import Fernet
+
+    context = secrets_context(migration_id)
+    out = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256", EncryptionContext=context)
+    entry = {
+        "kms_key_id": out.get("KeyId", key_id),
+        "encrypted_data_key": base64.b64encode(out["CiphertextBlob"]).decode("ascii"),
+        "encryption_context": context,
+    }
+    return Fernet(base64.urlsafe_b64encode(out["Plaintext"])), entry
+
+
+def open_key(kms, entry: dict):
+    """The Fernet of an export's data key (kms:Decrypt with the export's encryption context)."""
+    from cryptography.fernet import Fernet
+
+    out = kms.decrypt(
+        CiphertextBlob=base64.b64decode(entry["encrypted_data_key"]), EncryptionContext=entry["encryption_context"]
+    )
+    return Fernet(base64.urlsafe_b64encode(out["Plaintext"]))

@@ -101,7 +101,15 @@ def _convert_row(row, extra, idx, counts) -> int:
     return failures
 
 
-def _export_python(cur, table, columns, sql, source_types, writer, fernet, stats, json3=True):
+def _seal_row(row, enc, idx, seal) -> None:
+    """Encrypt the (decrypted) secret values with the export's data key."""
+    for col in enc:
+        v = row[idx[col]]
+        if v is not None:
+            row[idx[col]] = seal.encrypt(v.encode("utf-8")).decode("ascii")
+
+
+def _export_python(cur, table, columns, sql, source_types, writer, fernet, stats, json3=True, seal=None):
     """Row-by-row path for tables whose values are converted where the source runs.
 
     Memory: batches bounded by bytes (``fetch_rows``), CSV text flushed every FLUSH_BYTES.
@@ -132,6 +140,8 @@ def _export_python(cur, table, columns, sql, source_types, writer, fernet, stats
                 row = list(raw)
                 if not _decrypt_row(row, enc, idx, source_types, fernet, table, stats, raw):
                     continue
+                if seal is not None:
+                    _seal_row(row, enc, idx, seal)
                 failures += _convert_row(row, extra, idx, counts)
                 line = ",".join(_csv_field(v) for v in row) + "\n"
                 del row
@@ -182,7 +192,7 @@ def needs_airflow3_json(conf: dict) -> bool:
     return not target or int(str(target).split(".")[0]) >= 3
 
 
-def export_table(conn, s3, conf, table, source_cols, fernet, progress=None) -> dict:
+def export_table(conn, s3, conf, table, source_cols, fernet, progress=None, seal=None) -> dict:
     k = keys(conf)
     columns, sql = plan.export_query(table, list(source_cols))
     types = {c: source_cols[c]["type"] for c in source_cols}
@@ -197,7 +207,7 @@ def export_table(conn, s3, conf, table, source_cols, fernet, progress=None) -> d
         with conn.cursor() as cur:
             if spec.get("encrypted") or spec.get("export_extra"):
                 out_cols, rows = _export_python(
-                    cur, table, columns, sql, types, gz, fernet, stats, json3=needs_airflow3_json(conf)
+                    cur, table, columns, sql, types, gz, fernet, stats, json3=needs_airflow3_json(conf), seal=seal
                 )
                 for n in spec.get("export_extra", {}):
                     if n in out_cols:
@@ -263,7 +273,31 @@ def not_migrated(cur, selected) -> dict:
     return out
 
 
-def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progress=None) -> dict:
+def _data_key(conf: dict, kms):
+    """(Fernet, manifest entry) of a fresh KMS data key when conf names secrets_kms_key."""
+    key_id = conf.get("secrets_kms_key")
+    if not key_id:
+        return None, None
+    if kms is None:
+        import boto3
+
+        kms = boto3.client("kms")
+    try:
+        return convert.seal_key(kms, key_id, conf["migration_id"])
+    except Exception as exc:  # noqa: BLE001 - re-raised naming the key
+        raise RuntimeError(f"secrets_kms_key {key_id!r}: cannot generate a data key: {exc}") from exc
+
+
+def _sealed_columns(tables: dict) -> dict:
+    out = {}
+    for t, e in tables.items():
+        cols = [c for c in rules.TABLES[t].get("encrypted", {}) if c in e["columns"]]
+        if cols:
+            out[t] = cols
+    return out
+
+
+def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progress=None, kms=None) -> dict:
     """Export; returns the manifest. ``conn`` is a psycopg2 connection to the source DB."""
     progress = progress or log.info
     k = keys(conf)
@@ -275,6 +309,7 @@ def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progr
             f"(s3://{conf['bucket']}/{k['manifest']} exists): nothing to do"
         )
         return existing
+    seal, sealed = _data_key(conf, kms)  # before anything is paused
     with conn.cursor() as cur:
         active = dbio.unpaused_dags(cur)
     conn.commit()
@@ -293,7 +328,7 @@ def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progr
             if table not in schema:
                 progress(f"{table}: not in this Airflow version's schema, skipped")
                 continue
-            tables[table] = export_table(conn, s3, conf, table, schema[table], fernet, progress)
+            tables[table] = export_table(conn, s3, conf, table, schema[table], fernet, progress, seal=seal)
         conn.commit()
         conn.set_session(isolation_level="READ COMMITTED", readonly=False)
         manifest = {
@@ -309,6 +344,8 @@ def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progr
             "paused_for_export": paused,
             "migration_dags": list(MIGRATION_DAG_IDS),
         }
+        if sealed is not None:
+            manifest["secrets"] = dict(sealed, columns=_sealed_columns(tables))
         s3io.put_json(s3, conf["bucket"], k["manifest"], manifest)
     except BaseException:
         try:

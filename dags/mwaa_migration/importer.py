@@ -18,7 +18,7 @@ import tempfile
 import time
 from typing import Any, Callable
 
-from mwaa_migration import classify, dbio, plan, rules, s3io, state
+from mwaa_migration import classify, convert, dbio, plan, rules, s3io, state
 from mwaa_migration.export import keys
 
 log = logging.getLogger("mwaa_migration.import")
@@ -96,6 +96,7 @@ class _Run:
         self.fernet, self.progress, self.source_db = fernet, progress, source_db
         self.local: dict[str, str] = local
         self.log_filter: dict | None = log_filter
+        self.unseal: Any = None  # Fernet of the export's data key (secret columns), if sealed
 
 
 def source_db_of(manifest: dict) -> str:
@@ -155,7 +156,20 @@ def _stage(cur, run: _Run, p: dict, e: dict, stg: str) -> int:
         staged = cur.fetchone()[0]
     if staged != e["rows"]:
         raise s3io.TableFileError(f"{t}: file holds {staged} rows, manifest says {e['rows']}")
+    _unseal_staging(cur, run, t, stg)
     return staged
+
+
+def _unseal_staging(cur, run: _Run, table: str, stg: str) -> None:
+    """Decrypt the secret columns the export sealed with its KMS data key (see convert.seal_key)."""
+    for col in (run.manifest.get("secrets") or {}).get("columns", {}).get(table, []):
+        cur.execute(f'SELECT ctid::text, "{col}" FROM {stg} WHERE "{col}" IS NOT NULL')
+        for ctid, val in cur.fetchall():
+            try:
+                plain = run.unseal.decrypt(val.encode("ascii")).decode("utf-8")
+            except Exception:  # noqa: BLE001 - never show the value
+                raise ImportError_(f"{table}.{col}: a value cannot be decrypted with the export's data key") from None
+            cur.execute(f'UPDATE {stg} SET "{col}" = %s WHERE ctid = %s::tid', (plain, ctid))
 
 
 def _select_tis(cur, stg: str, log_filter: dict) -> list[dict]:
@@ -356,8 +370,9 @@ def load_table(run: _Run, p: dict) -> tuple[dict, list[dict]]:
 
 
 def run_import(
-    conn, s3, conf: dict, *, target_airflow_version: str, fernet=None, logs_client_factory=None, progress=None
-) -> dict:
+    conn, s3, conf: dict, *, target_airflow_version: str, fernet=None, logs_client_factory=None, progress=None,
+    kms=None,
+) -> dict:  # fmt: skip
     progress = progress or log.info
     manifest = read_manifest(s3, conf)
     tables = [t for t in conf["tables"] if t in manifest["tables"]]
@@ -365,7 +380,7 @@ def run_import(
         local = verify_files(s3, conf, manifest, tables, progress, spool)
         return _run_import(
             conn, s3, conf, manifest, tables, local, target_airflow_version=target_airflow_version,
-            fernet=fernet, logs_client_factory=logs_client_factory, progress=progress,
+            fernet=fernet, logs_client_factory=logs_client_factory, progress=progress, kms=kms,
         )  # fmt: skip
 
 
@@ -411,8 +426,26 @@ def summarize(report: dict, manifest: dict) -> None:
     )
 
 
+def _open_data_key(manifest: dict, kms):
+    entry = manifest.get("secrets")
+    if not entry:
+        return None
+    if kms is None:
+        import boto3
+
+        kms = boto3.client("kms")
+    try:
+        return convert.open_key(kms, entry)
+    except Exception as exc:  # noqa: BLE001 - re-raised naming the key
+        raise ImportError_(
+            f"the export's secret columns are encrypted with a data key of KMS key {entry.get('kms_key_id')!r} "
+            f"that this role cannot decrypt (kms:Decrypt with encryption context {entry.get('encryption_context')}): "
+            f"{exc}"
+        ) from exc
+
+
 def _run_import(conn, s3, conf, manifest, tables, local, *, target_airflow_version, fernet, logs_client_factory,
-                progress):  # fmt: skip
+                progress, kms=None):  # fmt: skip
     target_family, schema, plans = _plans(conn, manifest, tables)
     progress(
         f"plan: {manifest['source_airflow_version']} (schema "
@@ -422,6 +455,7 @@ def _run_import(conn, s3, conf, manifest, tables, local, *, target_airflow_versi
     if conf.get("dry_run"):
         fields = ("table", "action", "reason", "insert_columns", "notes")
         return {"dry_run": True, "plans": [{k: p.get(k) for k in fields} for p in plans]}
+    unseal = _open_data_key(manifest, kms)  # before anything is written
     source_db = source_db_of(manifest)
     _id_maps(conn, manifest, schema, source_db)
     log_filter = None
@@ -429,6 +463,7 @@ def _run_import(conn, s3, conf, manifest, tables, local, *, target_airflow_versi
         log_filter = {"states": conf["task_log_states"], "days": conf["task_log_days"]}
     run = _Run(conn, s3, conf, manifest, fernet=fernet, progress=progress, source_db=source_db, local=local,
                log_filter=log_filter)  # fmt: skip
+    run.unseal = unseal
     report: dict[str, Any] = {
         "migration_id": conf["migration_id"], "target_airflow_version": target_airflow_version,
         "source_airflow_version": manifest["source_airflow_version"],

@@ -309,3 +309,83 @@ def test_a_rerun_exports_afresh_under_its_own_key_and_the_import_reads_that_one(
     assert r["tables"]["log"]["inserted"] == again["tables"]["log"]["rows"]
     assert get_json(s3, f"{PREFIX}i-rerun/reruns/a1b2c3/report.json")["migration_id"] == "i-rerun"
     assert _sql(dst, "SELECT count(*) FROM log WHERE event = 'after-first-export'") == [(1,)]
+
+
+@pytest.mark.slow
+def test_airflow3_target_converts_nan_and_nul_by_rule_and_reports_each(make_db, cli, s3):
+    """Into 3.0.6 a NaN in conf, a NUL in conf and a pickled XCom holding NaN used to abort the
+    import after six tables were committed; now each value is converted by its rule, counted in
+    the manifest and the report, and the whole import commits."""
+    import pickle
+
+    import psycopg2
+
+    src, dst = make_db("2.10.3", seeded=True), make_db("3.0.6")
+    run = _sql(src, "SELECT id, dag_id, run_id FROM dag_run ORDER BY execution_date DESC OFFSET 4 LIMIT 1")[0]
+    conf = pickle.dumps({"ratio": float("nan"), "text": "a\x00b", "when": {1, 2}})
+    xcom = pickle.dumps({"score": float("inf"), "rows": [1.5, float("nan")]})
+    _sql(src, "UPDATE dag_run SET conf = %s WHERE id = %s", (psycopg2.Binary(conf), run[0]), fetch=False)
+    _sql(src, "INSERT INTO xcom (dag_run_id, task_id, map_index, key, dag_id, run_id, value, timestamp) "
+              "VALUES (%s, 'load', -1, 'nan_pickle', %s, %s, %s, now())",
+         (run[0], run[1], run[2], psycopg2.Binary(xcom)), fetch=False)  # fmt: skip
+    _clean(s3, "i-nan3")
+    c = {"bucket": BUCKET, "prefix": PREFIX, "migration_id": "i-nan3"}
+    cli.run("2.10.3", "export", src, c, SOURCE_KEY)
+    man = get_json(s3, f"{PREFIX}i-nan3/manifest.json")
+    assert man["tables"]["dag_run"]["conversions"] == {
+        "conf: NaN/Infinity -> null (JSON has no such numbers)": 1,
+        "conf: NUL character removed from text (PostgreSQL text and jsonb cannot hold it)": 1,
+        "conf: set/tuple -> list": 1,
+    }
+    assert man["tables"]["xcom"]["conversions"]["value: NaN/Infinity -> null (JSON has no such numbers)"] == 2
+
+    cli.run("3.0.6", "import", dst, dict(c, task_log_days=0), TARGET_KEY)
+
+    rep = get_json(s3, f"{PREFIX}i-nan3/report.json")
+    assert (
+        rep["all_rows_accounted"] and rep["tables"]["dag_run"]["conversions"] == man["tables"]["dag_run"]["conversions"]
+    )
+    got = _sql(dst, "SELECT conf FROM dag_run WHERE dag_id = %s AND run_id = %s", (run[1], run[2]))[0][0]
+    assert got == {"ratio": None, "text": "ab", "when": [1, 2]}
+    assert _sql(dst, "SELECT value FROM xcom WHERE key = 'nan_pickle'")[0][0] == {"score": None, "rows": [1.5, None]}
+
+
+def test_secret_columns_are_envelope_encrypted_with_a_kms_data_key(src_dst, s3):
+    """Issue 12 item 7: the export files never hold a decrypted secret; only a role that may
+    kms:Decrypt with the export's encryption context (the import) can read them."""
+    import gzip
+
+    import boto3
+    from mig_harness import SECRET
+
+    src, dst = src_dst
+    kms = boto3.client("kms")
+    key = kms.create_key(Description="migration secrets (test)")["KeyMetadata"]["Arn"]
+    _clean(s3, "i-sealed")
+    conn = connect(src)
+    c = validate({"bucket": BUCKET, "prefix": PREFIX, "migration_id": "i-sealed", "secrets_kms_key": key},
+                 for_import=False)  # fmt: skip
+    m = export.run_export(conn, s3, c, airflow_version="2.10.3", fernet=convert.fernet_from_key(SOURCE_KEY),
+                          progress=lambda m: None)  # fmt: skip
+    conn.close()
+    assert m["secrets"]["columns"] == {"variable": ["val"], "connection": ["password", "extra"], "trigger": ["kwargs"]}
+    assert m["secrets"]["encryption_context"] == {"mwaa-migration-secrets": "i-sealed"}
+    for t in ("variable", "connection"):
+        body = gzip.decompress(s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}i-sealed/tables/{t}.csv.gz")["Body"].read())
+        assert SECRET.split("\n")[0].encode() not in body and "wörd".encode() not in body, t
+
+    # a manifest whose data key is presented with another context is refused before any write
+    key_m = f"{PREFIX}i-sealed/manifest.json"
+    bad = json.loads(json.dumps(m))
+    bad["secrets"]["encryption_context"] = {"mwaa-migration-secrets": "other"}
+    s3io.put_json(s3, BUCKET, key_m, bad)
+    before = _counts(dst)
+    with pytest.raises(importer.ImportError_, match="cannot decrypt"):
+        _import(dst, s3, "i-sealed")
+    assert _counts(dst) == before
+    s3io.put_json(s3, BUCKET, key_m, m)
+
+    r = _import(dst, s3, "i-sealed")
+    assert r["tables"]["variable"]["inserted"] == 2 and r["all_rows_identical_in_target"]
+    val = _sql(dst, "SELECT val FROM variable WHERE key = 'seed_secret'")[0][0]
+    assert convert.fernet_from_key(TARGET_KEY).decrypt(val.encode()).decode() == SECRET

@@ -161,15 +161,28 @@ class MotoStack:
             keys += [o["Key"] for o in page.get("Contents", [])]
         return keys
 
-    def put_task_log(self, stream: str, messages: list[str], timestamp_ms: int) -> None:
+    def put_task_log(self, stream: str, messages: list[str], timestamps_ms: list[int]) -> None:
+        """One source stream; ``timestamps_ms``: one per message (inside the task's run)."""
         logs = self.client("logs")
         group = f"airflow-{self.source_env}-Task"
         logs.create_log_stream(logGroupName=group, logStreamName=stream)
         logs.put_log_events(
             logGroupName=group,
             logStreamName=stream,
-            logEvents=[{"timestamp": timestamp_ms + i, "message": m} for i, m in enumerate(messages)],
+            logEvents=[{"timestamp": t, "message": m} for t, m in zip(timestamps_ms, messages, strict=True)],
         )
+
+    def read_task_log(self, environment: str, stream: str) -> list[dict]:
+        """Every event of one stream of ``airflow-{environment}-Task`` (timestamp, message)."""
+        logs = self.client("logs")
+        out: list[dict] = []
+        kw = {"logGroupName": f"airflow-{environment}-Task", "logStreamName": stream, "startFromHead": True}
+        while True:
+            page = logs.get_log_events(**kw)
+            out += [{"timestamp": e["timestamp"], "message": e["message"]} for e in page.get("events", [])]
+            if not page.get("events") or page.get("nextForwardToken") == kw.get("nextToken"):
+                return out
+            kw["nextToken"] = page["nextForwardToken"]
 
     def count_log_streams(self, environment: str) -> int:
         logs = self.client("logs")

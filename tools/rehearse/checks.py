@@ -339,3 +339,15 @@ def check_export_folder(path: str) -> dict:
     if problems:
         raise UsageError(f"--from-export {path}: " + "; ".join(problems))
     return manifest
+
+
+def task_log_timestamps(start_ms: int, end_ms: int, attempt: int, tries: int, lines: int) -> list[int]:
+    """Timestamps (ms) for ``lines`` generated log events of try ``attempt`` of ``tries``: inside the
+    task instance's run [start, end], each try in its own slice, so Airflow's log readers (which
+    read a try's events between its start and end) serve them."""
+    if end_ms <= start_ms:
+        end_ms = start_ms + tries * (lines + 1)
+    width = max((end_ms - start_ms) // max(tries, 1), lines + 1)
+    first = start_ms + (attempt - 1) * width
+    step = max(width // (lines + 1), 1)
+    return [min(first + (i + 1) * step, end_ms) for i in range(lines)]

@@ -360,24 +360,29 @@ class Rehearsal:
             conn = checks.connect(url, flag="source")
             try:
                 with conn.cursor() as cur:
-                    cur.execute("SELECT dag_id, task_id, run_id, map_index, try_number "
+                    cur.execute("SELECT dag_id, task_id, run_id, map_index, try_number, "
+                                "(extract(epoch from start_date) * 1000)::bigint, "
+                                "(extract(epoch from end_date) * 1000)::bigint "
                                 "FROM task_instance WHERE state = ANY(%s) AND end_date > "
                                 "now() - %s * interval '1 day'",
                                 (list(TASK_LOG_STATES), TASK_LOG_DAYS))
                     tis = [dict(zip(("dag_id", "task_id", "run_id", "map_index",
-                                     "try_number"), row)) for row in cur.fetchall()]
+                                     "try_number", "start_ms", "end_ms"), row)) for row in cur.fetchall()]
             finally:
                 conn.close()
-            now_ms = int(time.time() * 1000) - 3_600_000
             n = 0
             for ti in tis:
                 for attempt in range(1, ti["try_number"] + 1):
+                    # stamped inside the task's run: log readers serve a try's events by time
+                    stamps = checks.task_log_timestamps(ti["start_ms"] or ti["end_ms"], ti["end_ms"], attempt,
+                                                        ti["try_number"], 3)
                     self.moto.put_task_log(
                         task_logs.stream_name(naming, ti, attempt),
                         [f"[rehearsal] {ti['dag_id']}.{ti['task_id']} try {attempt} line {i}"
-                         for i in range(3)], now_ms + attempt * 1000)
+                         for i in range(3)], stamps)
                     n += 1
             self.streams_seeded = n
+            self.log_probe = tis[0] if tis else None
             self.out(f"  {n} streams for {len(tis)} task instances in "
                      f"airflow-{self.source_env}-Task")
 
@@ -450,7 +455,26 @@ class Rehearsal:
             out["why_not"] = ("only with a generated history" if self.plan["mode"] != "generated"
                               else "dags/mwaa_migration/task_logs.py is not in this checkout")
         out["ok"] = out["target_streams"] >= seeded
+        probe = getattr(self, "log_probe", None)
+        if out["rehearsed"] and probe is not None:
+            out["read_back"] = self.read_back_log(probe)
+            out["ok"] = out["ok"] and out["read_back"]["ok"]
         return out
+
+    def read_back_log(self, ti: dict) -> dict:
+        """Read one copied log the way the target's Airflow CloudWatch handler reads it: the stream
+        its naming gives for the last try, events up to the task's end date + 30 s."""
+        from mwaa_migration import task_logs
+
+        stream = task_logs.stream_name(task_logs.naming_for(self.target), ti, ti["try_number"])
+        events = self.moto.read_task_log(self.target_env, stream)
+        served = [e for e in events if e["timestamp"] <= (ti["end_ms"] or 0) + 30_000]
+        want = f"[rehearsal] {ti['dag_id']}.{ti['task_id']} try {ti['try_number']} line 0"
+        ok = any(e["message"] == want for e in served)
+        problem = None if ok else (f"stream {stream}: {len(events)} events, {len(served)} inside the task's run, "
+                                   f"none reads {want!r}")
+        return {"task": f"{ti['dag_id']}.{ti['task_id']} {ti['run_id']} try {ti['try_number']}", "stream": stream,
+                "events": len(events), "served": len(served), "ok": ok, "problem": problem}
 
     def save_export(self) -> Path:
         dest = self.run_dir / "export"
