@@ -194,3 +194,25 @@ def test_large_definition_converts_quickly(tmp_path, capsys):
     assert report["summary"]["tasks"] == 100
     with capsys.disabled():
         print(f"\n100-activity definition ({report['summary']['objects']} objects) converted in {elapsed:.2f}s")
+
+
+def _readme_block(text: str, marker: str) -> str:
+    after = text.split(f"<!-- {marker} -->", 1)[1]
+    return after.split("```", 2)[1].split("\n", 1)[1]
+
+
+def test_readme_example_is_what_the_converter_writes(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    definition = tmp_path / "nightly_orders.json"
+    definition.write_text(_readme_block(readme, "datapipeline-example-definition"))
+    rc, out = _convert(tmp_path, definition)
+    assert rc == 0
+    assert (out / "nightly_orders.py").read_text() == _readme_block(readme, "datapipeline-example-dag")
+
+
+def test_docs_list_every_object_type():
+    from tools.datapipeline.mapping import OBJECT_TYPES
+
+    doc = (REPO / "docs" / "datapipeline.md").read_text()
+    for name, obj in OBJECT_TYPES.items():
+        assert f"| `{name}` | {obj.role} | {obj.becomes} |" in doc, name
