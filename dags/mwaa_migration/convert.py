@@ -78,8 +78,10 @@ def to_json(obj, counts: dict) -> str:
     return json.dumps(json_safe(obj, counts), ensure_ascii=False, allow_nan=False)
 
 
-def bytea_text_to_bytes(v: str) -> bytes:
-    """PostgreSQL's text form of bytea (``\\x`` + hex) to bytes."""
+def bytea_text_to_bytes(v) -> bytes:
+    """PostgreSQL's text form of bytea (``\\x`` + hex) to bytes; bytes-like values pass through."""
+    if not isinstance(v, str):
+        return v
     if not v.startswith("\\x"):
         raise ValueError("bytea value not in hex format")
     return bytes.fromhex(v[2:])
@@ -103,7 +105,7 @@ def xcom_to_json(v, counts=None):
     counts = {} if counts is None else counts
     raw = bytea_text_to_bytes(v)
     try:
-        text = raw.decode("utf-8")
+        text = str(raw, "utf-8")
         obj = json.loads(text)
     except (UnicodeDecodeError, ValueError):
         return to_json(pickle.loads(raw), counts)  # noqa: S301 - the source's own metadata

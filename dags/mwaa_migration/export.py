@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import datetime
 import logging
 
@@ -39,7 +40,41 @@ def preflight(s3, conf: dict) -> None:
 def _csv_field(v) -> str:
     if v is None:
         return ""
+    if not isinstance(v, str):  # bytea fetched as bytes
+        return '"\\x' + binascii.hexlify(v).decode("ascii") + '"'
     return '"' + (v.replace('"', '""') if '"' in v else v) + '"'
+
+
+PIECE = 4 * 1024 * 1024
+
+
+def _row_size(row) -> int:
+    return sum(len(v) * (2 if not isinstance(v, str) else 1) for v in row if v is not None)
+
+
+def _flush(writer, buf) -> None:
+    if buf:
+        writer.write("".join(buf).encode("utf-8"))
+
+
+def _write_wide_row(writer, row) -> None:
+    """One CSV record whose fields are written in PIECE-sized parts (no whole-row copies)."""
+    for i, v in enumerate(row):
+        if i:
+            writer.write(b",")
+        if v is None:
+            continue
+        writer.write(b'"\\x' if not isinstance(v, str) else b'"')
+        if isinstance(v, str):
+            v = v.replace('"', '""') if '"' in v else v
+            for k in range(0, len(v), PIECE):
+                writer.write(v[k : k + PIECE].encode("utf-8"))
+        else:
+            mv = memoryview(v)
+            for k in range(0, len(mv), PIECE // 2):
+                writer.write(binascii.hexlify(mv[k : k + PIECE // 2]))
+        writer.write(b'"')
+    writer.write(b"\n")
 
 
 FETCH_BYTES = 32 * 1024 * 1024  # most bytes of rows fetched at once (estimated from the widest row)
@@ -123,7 +158,8 @@ def _export_python(cur, table, columns, sql, source_types, writer, fernet, stats
                  if src in columns}  # fmt: skip
     out_cols = list(columns) + list(extra)
     idx = {c: i for i, c in enumerate(columns)}
-    as_text = ", ".join(f'q."{c}"::text' for c in columns)
+    # bytea arrives as bytes (no hex str copy) and is written as \x hex in pieces
+    as_text = ", ".join(f'q."{c}"' if source_types.get(c) == "bytea" else f'q."{c}"::text' for c in columns)
     batch = fetch_rows(cur, sql, columns, source_types)
     writer.write(",".join(out_cols).encode() + b"\n")
     n = failures = pending = 0
@@ -143,17 +179,21 @@ def _export_python(cur, table, columns, sql, source_types, writer, fernet, stats
                 if seal is not None:
                     _seal_row(row, enc, idx, seal)
                 failures += _convert_row(row, extra, idx, counts)
-                line = ",".join(_csv_field(v) for v in row) + "\n"
+                if _row_size(row) >= FLUSH_BYTES:  # a wide row: written field by field, in pieces
+                    _flush(writer, buf)
+                    buf, pending = [], 0
+                    _write_wide_row(writer, row)
+                else:
+                    line = ",".join(_csv_field(v) for v in row) + "\n"
+                    buf.append(line)
+                    pending += len(line)
                 del row
-                buf.append(line)
-                pending += len(line)
                 n += 1
                 if pending >= FLUSH_BYTES:
-                    writer.write("".join(buf).encode("utf-8"))
+                    _flush(writer, buf)
                     buf, pending = [], 0
             del rows
-        if buf:
-            writer.write("".join(buf).encode("utf-8"))
+        _flush(writer, buf)
     finally:
         named.close()
     if failures:
@@ -205,9 +245,10 @@ def export_table(conn, s3, conf, table, source_cols, fernet, progress=None, seal
     spec = rules.TABLES[table]
     try:
         with conn.cursor() as cur:
-            if spec.get("encrypted") or spec.get("export_extra"):
+            json3 = needs_airflow3_json(conf)
+            if spec.get("encrypted") or (spec.get("export_extra") and json3):
                 out_cols, rows = _export_python(
-                    cur, table, columns, sql, types, gz, fernet, stats, json3=needs_airflow3_json(conf), seal=seal
+                    cur, table, columns, sql, types, gz, fernet, stats, json3=json3, seal=seal
                 )
                 for n in spec.get("export_extra", {}):
                     if n in out_cols:

@@ -61,14 +61,9 @@ def template(version: str, *, seeded: bool, upgraded_from: str | None = None) ->
         conn = _admin()
         with conn.cursor() as cur:
             cur.execute(f'ALTER DATABASE "{tmp}" RENAME TO "{name}"')
-            # templates of an older seed/pin set are never used again
-            stem = name.rsplit("_", 1)[0] + "\\_"
-            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s AND datname <> %s "
-                        "AND datname NOT LIKE '%%\\_building'", (stem + "%", name))
-            stale = [r[0] for r in cur.fetchall() if len(r[0]) == len(name)]
         conn.close()
-        for old in stale:
-            pgcluster.drop_database(old)
+        # Templates of another seed/pin set are left alone: the cluster is shared by several
+        # checkouts, each with its own tools/seed.py, and one's "stale" is another's current.
     return name
 
 
@@ -95,9 +90,17 @@ def make_db(pg):
     created = []
 
     def make(version, *, seeded=False, upgraded_from=None):
-        tpl = template(version, seeded=seeded, upgraded_from=upgraded_from)
-        with _lock("templates"):
-            name = pgcluster.create_database(template=tpl, prefix="t" + version.replace(".", ""))
+        import psycopg2
+
+        for attempt in range(3):  # another checkout may drop a template between build and copy
+            tpl = template(version, seeded=seeded, upgraded_from=upgraded_from)
+            try:
+                with _lock("templates"):
+                    name = pgcluster.create_database(template=tpl, prefix="t" + version.replace(".", ""))
+                break
+            except psycopg2.errors.InvalidCatalogName:
+                if attempt == 2:
+                    raise
         created.append(name)
         return name
     yield make
