@@ -42,6 +42,17 @@ def _kms_via_s3(stack: cdk.Stack, bucket: s3.IBucket, key: kms.IKey, sid: str, a
                                      "kms:EncryptionContext:aws:s3:arn": bucket.bucket_arn}})
 
 
+# encryption-context key of the data key that seals the export's secret columns
+# (dags/mwaa_migration/convert.py SECRETS_CONTEXT_KEY; the DAG library cannot import this package)
+SECRETS_CONTEXT_KEY = "mwaa-migration-secrets"
+
+
+def _secrets_data_key(key: kms.IKey, sid: str, action: str) -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        sid=sid, actions=[action], resources=[key.key_arn],
+        conditions={"StringLike": {f"kms:EncryptionContext:{SECRETS_CONTEXT_KEY}": "?*"}})
+
+
 def source_export_statements(*, stack: cdk.Stack, bucket: s3.IBucket, key: kms.IKey, prefix: str) -> list[iam.PolicyStatement]:
     """db_export in the source: write its files under ``prefix`` (and see what it wrote)."""
     return [
@@ -58,6 +69,9 @@ def source_export_statements(*, stack: cdk.Stack, bucket: s3.IBucket, key: kms.I
         # to them above 8 MB) and the manifest check read the data key back.
         _kms_via_s3(stack, bucket, key, "EncryptWithBucketKey",
                     ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"]),
+        # The export seals the secret columns with a data key of this key (docs/contracts.md §3):
+        # it may generate one, never decrypt one (its Decrypt above works only through S3).
+        _secrets_data_key(key, "GenerateSecretsDataKey", "kms:GenerateDataKey"),
     ]
 
 
@@ -79,6 +93,8 @@ def target_import_statements(*, stack: cdk.Stack, bucket: s3.IBucket, key: kms.I
         iam.PolicyStatement(sid="WriteImportState", actions=["s3:PutObject"],
                             resources=[bucket.arn_for_objects(f"{prefix}import-state/*.json")]),
         _kms_via_s3(stack, bucket, key, "DecryptWithBucketKey", ["kms:Decrypt", "kms:GenerateDataKey"]),
+        # only the import opens the export's sealed secrets
+        _secrets_data_key(key, "DecryptSecretsDataKey", "kms:Decrypt"),
     ]
     if source_environment is not None:
         group = stack.format_arn(service="logs", resource="log-group",

@@ -102,7 +102,8 @@ class MigrationStack(cdk.Stack):
         self.runner = MigrationRunner(self, "MigrationRun",
                                       environment_names=[source.environment_name, target.environment_name],
                                       **network_props)
-        base_conf = export_conf(migration, bucket=storage.bucket_name, prefix=storage.export_prefix)
+        base_conf = export_conf(migration, bucket=storage.bucket_name, prefix=storage.export_prefix,
+                                secrets_kms_key=storage.key.key_arn)
         # Export waits for nothing in this stack: it runs while the clone is created (the
         # source's DAGs are published by the source stack, deployed before this one).
         self.export = self.runner.add_dag_run(
@@ -136,9 +137,12 @@ class MigrationStack(cdk.Stack):
                       description="DAG run id of db_import in the target (Airflow UI, task logs)")
 
 
-def export_conf(migration: MigrationConfig, *, bucket: str, prefix: str) -> dict:
-    """db_export's run conf (contracts §2) from the stage's migration settings."""
+def export_conf(migration: MigrationConfig, *, bucket: str, prefix: str, secrets_kms_key: str | None = None) -> dict:
+    """db_export's run conf (contracts §2) from the stage's migration settings; ``secrets_kms_key``:
+    the key whose data key seals the secret columns of the export (the migration bucket's key)."""
     conf: dict = {"bucket": bucket, "prefix": prefix, "migration_id": migration.id}
+    if secrets_kms_key:
+        conf["secrets_kms_key"] = secrets_kms_key
     if migration.rerun_token:  # a re-run exports afresh under its own key and imports that one
         conf["rerun"] = export_layout.rerun_key(migration.rerun_token)
     if migration.tables:

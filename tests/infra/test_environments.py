@@ -87,7 +87,13 @@ def expected_export(cfg) -> dict[str, dict]:
                              "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
         "EncryptWithBucketKey": _kms_statement(cfg, "EncryptWithBucketKey",
                                                ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"]),
+        "GenerateSecretsDataKey": _secrets_statement("kms:GenerateDataKey"),
     }
+
+
+def _secrets_statement(action):
+    return {"Effect": "Allow", "Action": [action], "Resource": ["<migration key>"],
+            "Condition": {"StringLike": {"kms:EncryptionContext:mwaa-migration-secrets": "?*"}}}
 
 
 def expected_import(cfg) -> dict[str, dict]:
@@ -103,6 +109,7 @@ def expected_import(cfg) -> dict[str, dict]:
         "WriteImportState": {"Effect": "Allow", "Action": ["s3:PutObject"],
                              "Resource": [f"{b}/{prefix}import-state/*.json"]},
         "DecryptWithBucketKey": _kms_statement(cfg, "DecryptWithBucketKey", ["kms:Decrypt", "kms:GenerateDataKey"]),
+        "DecryptSecretsDataKey": _secrets_statement("kms:Decrypt"),
         "ReadSourceTaskLogs": {"Effect": "Allow", "Action": ["logs:DescribeLogStreams", "logs:GetLogEvents"],
                                "Resource": [group, f"{group}:log-stream:*"]},
     }
@@ -123,7 +130,7 @@ def _policy_statements(template: dict) -> dict[str, dict]:
     out = {}
     for sid, st in statements_by_sid(policy["Properties"]["PolicyDocument"]).items():
         n = _norm(st)
-        if sid.endswith("BucketKey"):
+        if sid.endswith(("BucketKey", "DataKey")):
             # the key ARN crosses stacks: check that it is the storage stack's key output
             (ref,) = n["Resource"]
             assert "MigrationKey" in ref["Fn::GetStackOutput"]["OutputName"]

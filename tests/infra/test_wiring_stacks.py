@@ -84,7 +84,13 @@ def _ready_id(stage) -> tuple[str, str]:
 
 
 def _conf(template: dict, step: str) -> dict:
-    return json.loads(template["Resources"][_dag_run(template, step)]["Properties"]["Conf"])
+    """The run conf; a deploy-time value inside it (Fn::Join part) reads as <token:its JSON>."""
+    conf = template["Resources"][_dag_run(template, step)]["Properties"]["Conf"]
+    if isinstance(conf, dict):
+        sep, parts = conf["Fn::Join"]
+        conf = sep.join(p if isinstance(p, str) else "<token:" + json.dumps(p).replace('"', "'") + ">"
+                        for p in parts)
+    return json.loads(conf)
 
 
 def _stack_deps(stage, which: str) -> set[str]:
@@ -271,7 +277,10 @@ def test_dag_run_properties_and_conf(migrating):
     assert {k: export[k] for k in ("EnvironmentName", "AirflowVersion", "DagId", "MigrationId", "Role")} == {
         "EnvironmentName": cfg.source.environment.name, "AirflowVersion": cfg.source.environment.airflow_version,
         "DagId": "db_export", "MigrationId": m.id, "Role": "Op"}
-    assert _conf(t, "export") == base
+    export_conf = _conf(t, "export")
+    key = export_conf.pop("secrets_kms_key")  # the migration bucket's key seals the export's secrets
+    assert key.startswith("<token:") and "MigrationKey" in key
+    assert export_conf == base
     imp = t["Resources"][_dag_run(t, "import")]["Properties"]
     assert (imp["EnvironmentName"], imp["DagId"]) == (cfg.target.environment.name, "db_import")
     assert _conf(t, "import") == {
