@@ -202,7 +202,7 @@ class Planner:
     # ---- main ----------------------------------------------------------------------------
     def plan(self) -> DagPlan:
         sched_obj = self._pipeline_schedule()
-        sched = plan_schedule(self.default, sched_obj)
+        sched = plan_schedule(self.default, sched_obj, explicit_intervals=self.af3)
         self.imports |= sched.imports
         params, secrets = self._params()
         self.ctx = Context(

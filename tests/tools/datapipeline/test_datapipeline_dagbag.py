@@ -15,7 +15,7 @@ from dp_helpers import FIXTURES, large_definition
 from tools.datapipeline import main
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
-TARGETS = ["2.11.0"]
+TARGETS = ["2.11.0", "3.0.6"]
 
 
 @pytest.fixture(scope="module", params=TARGETS)
@@ -36,6 +36,13 @@ def bag(request, tmp_path_factory) -> dict:
 
 def _upstream(dag: dict) -> dict[str, list[str]]:
     return {tid: t["upstream"] for tid, t in dag["tasks"].items()}
+
+
+def test_airflow_3_dags_import_nothing_removed_in_3(bag):
+    for dag in bag["dags"].values():
+        for task in dag["tasks"].values():
+            if bag["target"].startswith("3."):
+                assert not task["module"].startswith(("airflow.operators.", "airflow.sensors.")), task["module"]
 
 
 def test_no_jinja_outside_template_fields(bag):
@@ -126,9 +133,12 @@ def test_redshift_copy_upsert_with_sla_and_alarms_weekly(bag):
     }
     assert dag["timetable"] == "CronDataIntervalTimetable" and dag["schedule"] == "0 6 * * 0"
     load = dag["tasks"]["LoadSales"]
-    assert (load["retries"], load["retry_delay"], load["sla"]) == (2, 900.0, 7200.0)
+    assert (load["retries"], load["retry_delay"]) == (2, 900.0)
     assert load["on_success_callback"] and load["on_failure_callback"]
-    assert dag["sla_miss_callback"] is True
+    if bag["target"].startswith("2."):
+        assert (load["sla"], dag["sla_miss_callback"]) == (7200.0, True)
+    else:  # Airflow 3.0 has no SLAs: a TODO in the DAG and the report instead
+        assert (load["sla"], dag["sla_miss_callback"]) == (None, False)
     assert dag["tasks"]["Vacuum"]["retries"] == 0
     rendered = load["rendered"]
     assert (rendered["schema"], rendered["table"], rendered["s3_bucket"]) == (
@@ -198,8 +208,7 @@ def test_dynamodb_export_import_templates_and_dynamodb_preconditions(bag):
 
 
 def test_large_definition_loads(bag):
-    dag = bag["dags"]["large-" + bag["target"]] if "large-" + bag["target"] in bag["dags"] else None
-    dag = dag or next(d for k, d in bag["dags"].items() if k.startswith("large"))
+    dag = bag["dags"]["large-" + bag["target"]]
     assert len(dag["tasks"]) == 100
     assert dag["tasks"]["Step015"]["upstream"] == ["Step005", "Step006"]
     assert dag["timetable"] == "CronDataIntervalTimetable" and dag["schedule"] == "0-59/15 * * * *"
