@@ -15,7 +15,7 @@ from dp_helpers import FIXTURES, large_definition
 from tools.datapipeline import main
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
-TARGETS = ["2.11.0"]  # 3.0.6 joins once its venv resolves (see dp_airflow.HINTS)
+TARGETS = ["2.11.0", "3.0.6"]
 
 
 @pytest.fixture(scope="module", params=TARGETS)
