@@ -77,14 +77,16 @@ def _kms_statement(cfg, sid, actions):
 
 
 def expected_export(cfg) -> dict[str, dict]:
+    # issue 12 item 9: s3:PutObject (not PutObject*) on exactly {prefix}{migration id}/*: before,
+    # {prefix}* let any source DAG overwrite another migration's export
     b = f"arn:aws:s3:::{cfg.migration_bucket_name}"
-    prefix = cfg.export_prefix
+    folder = f"{cfg.export_prefix}{cfg.migration.id}/"
     return {
-        "WriteExport": {"Effect": "Allow", "Action": ["s3:AbortMultipartUpload", "s3:PutObject*"],
-                        "Resource": [f"{b}/{prefix}*"]},
-        "ReadOwnExport": {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"{b}/{prefix}*"]},
+        "WriteExport": {"Effect": "Allow", "Action": ["s3:AbortMultipartUpload", "s3:PutObject"],
+                        "Resource": [f"{b}/{folder}*"]},
+        "ReadOwnExport": {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"{b}/{folder}*"]},
         "ListExportPrefix": {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [b],
-                             "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
+                             "Condition": {"StringLike": {"s3:prefix": [f"{folder}*"]}}},
         "EncryptWithBucketKey": _kms_statement(cfg, "EncryptWithBucketKey",
                                                ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"]),
     }
@@ -93,13 +95,15 @@ def expected_export(cfg) -> dict[str, dict]:
 def expected_import(cfg) -> dict[str, dict]:
     b = f"arn:aws:s3:::{cfg.migration_bucket_name}"
     prefix = cfg.export_prefix
+    folder = f"{prefix}{cfg.migration.id}/"
     group = f"arn:aws:logs:{cfg.region}:{cfg.account}:log-group:airflow-{cfg.source.environment.name}-Task"
     return {
-        "ReadExport": {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"{b}/{prefix}*"]},
+        "ReadExport": {"Effect": "Allow", "Action": ["s3:GetObject"],
+                       "Resource": sorted([f"{b}/{folder}*", f"{b}/{prefix}import-state/*"])},
         "ListExportPrefix": {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [b],
-                             "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
+                             "Condition": {"StringLike": {"s3:prefix": [f"{folder}*", f"{prefix}import-state/*"]}}},
         "WriteImportReport": {"Effect": "Allow", "Action": ["s3:PutObject"],
-                              "Resource": [f"{b}/{prefix}*/report.json"]},
+                              "Resource": [f"{b}/{folder}report.json"]},
         "WriteImportState": {"Effect": "Allow", "Action": ["s3:PutObject"],
                              "Resource": [f"{b}/{prefix}import-state/*.json"]},
         "DecryptWithBucketKey": _kms_statement(cfg, "DecryptWithBucketKey", ["kms:Decrypt", "kms:GenerateDataKey"]),
