@@ -212,9 +212,14 @@ def test_trust_is_scoped_to_the_environment(stage):
             "ArnLike": {"aws:SourceArn": f"arn:aws:airflow:{cfg.region}:{cfg.account}:environment/{name}"}}
 
 
-def _environment(stage, which):
+def _environment_resource(stage, which):
     found = resources(_own(stage, which), "AWS::MWAA::Environment")
-    return next(iter(found.values()))["Properties"] if found else None
+    return next(iter(found.values())) if found else None
+
+
+def _environment(stage, which):
+    found = _environment_resource(stage, which)
+    return found["Properties"] if found else None
 
 
 def test_declared_environments_private_and_fully_logged(stage):
@@ -226,6 +231,10 @@ def test_declared_environments_private_and_fully_logged(stage):
         if env is None:
             continue
         s = sc.environment
+        # issue 12 item 1: a deleted stack or a replacing change never deletes a live environment
+        resource = _environment_resource(stage, which)
+        assert resource["DeletionPolicy"] == "Retain" and resource["UpdateReplacePolicy"] == "Retain"
+        assert resource["Metadata"]["mwaa-upgrade:allow-replacement"] is False
         assert env["Name"] == s.name and env["AirflowVersion"] == s.airflow_version
         assert env["WebserverAccessMode"] == "PRIVATE_ONLY"
         logging = env["LoggingConfiguration"]
