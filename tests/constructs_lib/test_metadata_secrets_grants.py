@@ -32,7 +32,7 @@ def test_export_generates_and_import_decrypts_the_secrets_data_key():
     assert _secret_grants(exp) == {"GenerateSecretsDataKey": "kms:GenerateDataKey"}
     assert _secret_grants(imp) == {"DecryptSecretsDataKey": "kms:Decrypt"}
     cond = imp["DecryptSecretsDataKey"]["Condition"]
-    assert cond == {"StringLike": {"kms:EncryptionContext:mwaa-migration-secrets": "?*"}}
+    assert cond == {"StringEquals": {"kms:EncryptionContext:mwaa-migration-secrets": "m-1"}}
     # the export's own Decrypt works only through S3 for this bucket: it cannot open the data key
     assert exp["EncryptWithBucketKey"]["Condition"]["StringEquals"]["kms:ViaService"].startswith("s3.")
 
