@@ -27,6 +27,9 @@ MIGRATION_REASONS = {
                      "before starting again); table file names are per table.",
     "ReadExport": "guide step 4: read this migration's export under {prefix}{migration_id}/ (file names per "
                   "table) and the import-state files that db_import wrote before.",
+    "WriteImportReport": "only report.json of this migration's export, or of a deliberate re-run's fresh export "
+                         "({migration_id}/reruns/{rerun}/report.json; the rerun key derives from the stage's "
+                         "rerun_token, docs/contracts.md section 3).",
     "WriteImportState": "only import-state/*.json under this migration's export prefix (docs/contracts.md): "
                         "one file per source/target database pair, named by a hash known only at run time.",
     "ReadSourceTaskLogs": "guide step 4 (airflow-{source}*), narrowed to the source's Task log group; its "

@@ -16,7 +16,7 @@ def _statements(fn, **kw):
     bucket = s3.Bucket(stack, "B", encryption_key=key)
     return {
         st.sid: stack.resolve(st.to_statement_json())
-        for st in fn(stack=stack, bucket=bucket, key=key, prefix="data/migration/x/", **kw)
+        for st in fn(stack=stack, bucket=bucket, key=key, prefix="data/migration/x/", migration_id="m-1", **kw)
     }
 
 
