@@ -46,6 +46,23 @@ def _one(db, sql, args=()):
         conn.close()
 
 
+def _parsed_dags(db, dag_ids):
+    extra = _one(
+        db,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'dag' "
+        "AND column_name = 'max_consecutive_failed_dag_runs'",
+    )
+    cols, vals = ("max_consecutive_failed_dag_runs", "0") if extra else ("", "")
+    for d in dag_ids:
+        _one(
+            db,
+            f"INSERT INTO dag (dag_id, is_paused, is_active, last_parsed_time, max_active_tasks, "
+            f"has_task_concurrency_limits{', ' + cols if cols else ''}) VALUES "
+            f"(%s, true, true, now() - interval '1 hour', 16, false{', ' + vals if vals else ''})",
+            (d,),
+        )
+
+
 class Pair:
     """Source and target connections, the conf, and the steps in order."""
 
@@ -55,14 +72,7 @@ class Pair:
         self.s3, self.conf = s3, _conf(**conf)
         self.active = sorted(r[0] for r in _one(self.src_db, "SELECT dag_id FROM dag WHERE NOT is_paused"))
         # the target's scheduler has parsed the DAG files: every DAG there, paused at creation
-        for (d,) in _one(self.src_db, "SELECT dag_id FROM dag"):
-            _one(
-                self.tgt_db,
-                "INSERT INTO dag (dag_id, is_paused, is_active, last_parsed_time, max_active_tasks, "
-                "has_task_concurrency_limits, max_consecutive_failed_dag_runs) "
-                "VALUES (%s, true, true, now() - interval '1 hour', 16, false, 0)",
-                (d,),
-            )
+        _parsed_dags(self.tgt_db, [r[0] for r in _one(self.src_db, "SELECT dag_id FROM dag")])
         self.during_drain = []
 
     def close(self):
@@ -146,23 +156,56 @@ def _finish_in_flight(db):
     )
 
 
+def _insert(db, table, row):
+    """INSERT of the columns this version's table has (NOW = now())."""
+    have = {
+        r[0] for r in _one(db, "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))
+    }
+    cols = [c for c in row if c in have]
+    vals = ", ".join("now()" if row[c] == NOW else "%s" for c in cols)
+    _one(db, f'INSERT INTO "{table}" ({", ".join(cols)}) VALUES ({vals})', tuple(row[c] for c in cols if row[c] != NOW))
+
+
 def _live_run(db, dag_id, run_id):
     """A run the scheduler created during the bulk phase: one task done, one running."""
-    _one(
+    _insert(
         db,
-        "INSERT INTO dag_run (dag_id, run_id, run_type, execution_date, state, external_trigger, "
-        "start_date, queued_at, data_interval_start, data_interval_end, clear_number, updated_at) "
-        "VALUES (%s, %s, 'scheduled', now(), 'running', false, now(), now(), now(), now(), 0, now())",
-        (dag_id, run_id),
+        "dag_run",
+        {
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "run_type": "scheduled",
+            "execution_date": NOW,
+            "state": "running",
+            "external_trigger": False,
+            "start_date": NOW,
+            "queued_at": NOW,
+            "data_interval_start": NOW,
+            "data_interval_end": NOW,
+            "clear_number": 0,
+            "updated_at": NOW,
+        },
     )
     for task, state in (("extract", "success"), ("load", "running")):
-        _one(
+        _insert(
             db,
-            "INSERT INTO task_instance (dag_id, task_id, run_id, map_index, state, try_number, max_tries, "
-            "start_date, end_date, pool, pool_slots, queue, priority_weight, updated_at) VALUES "
-            "(%s, %s, %s, -1, %s, 1, 0, now(), CASE WHEN %s = 'success' THEN now() END, 'default_pool', 1, "
-            "'default', 1, now())",
-            (dag_id, task, run_id, state, state),
+            "task_instance",
+            {
+                "dag_id": dag_id,
+                "task_id": task,
+                "run_id": run_id,
+                "map_index": -1,
+                "state": state,
+                "try_number": 1,
+                "max_tries": 0,
+                "start_date": NOW,
+                "end_date": NOW if state == "success" else None,
+                "pool": "default_pool",
+                "pool_slots": 1,
+                "queue": "default",
+                "priority_weight": 1,
+                "updated_at": NOW,
+            },
         )
 
 
