@@ -69,8 +69,8 @@ def _activity(db):
         """INSERT INTO task_instance (dag_id, task_id, run_id, map_index, state, try_number, max_tries,
                     start_date, end_date, pool, pool_slots, queue, priority_weight, updated_at)
                 SELECT 'bench_' || g, 'task_' || t, 'live__' || g, -1,
-                       CASE WHEN t = 2 AND g % 2 = 0 THEN 'running' ELSE 'success' END, 1, 0, now(),
-                       CASE WHEN t = 2 AND g % 2 = 0 THEN NULL ELSE now() END, 'default_pool', 1, 'default', 1,
+                       CASE WHEN t = 2 AND g %% 2 = 0 THEN 'running' ELSE 'success' END, 1, 0, now(),
+                       CASE WHEN t = 2 AND g %% 2 = 0 THEN NULL ELSE now() END, 'default_pool', 1, 'default', 1,
                        now() FROM generate_series(1, %s) g, generate_series(1, 2) t""",
         (ACTIVITY_RUNS,),
     )
@@ -93,6 +93,18 @@ def one_scale(n, template, s3, version):
     tgt = pgcluster.create_database(template=template, prefix="bench_ct")
     try:
         counts = _populate(src, n)
+        # history is old: nothing of it changed within the delta's margin before the snapshot
+        _sql(
+            src,
+            "UPDATE dag_run SET updated_at = updated_at - interval '2 days', queued_at = queued_at - "
+            "interval '2 days', start_date = start_date - interval '2 days', end_date = end_date - interval '2 days'",
+        )
+        _sql(
+            src,
+            "UPDATE task_instance SET updated_at = updated_at - interval '2 days', queued_dttm = queued_dttm - "
+            "interval '2 days', start_date = start_date - interval '2 days', end_date = end_date - interval '2 days'",
+        )
+        _sql(src, "ANALYZE")
         _dags(src, False)
         _dags(tgt, True)
         conf = confmod.validate(
@@ -106,10 +118,14 @@ def one_scale(n, template, s3, version):
             for_import=True,
         )
         s, t = psycopg2.connect(**pgcluster.params(src)), psycopg2.connect(**pgcluster.params(tgt))
+        from airflow_envs import FERNET_KEY_DEFAULT
+        from mwaa_migration import convert
+
+        key = convert.fernet_from_key(FERNET_KEY_DEFAULT)
         quiet = {"progress": lambda m: None}
         t0 = time.perf_counter()
-        flow.bulk_export(s, s3, conf, airflow_version=version, **quiet)
-        flow.bulk_import(t, s3, conf, airflow_version=version, **quiet)
+        flow.bulk_export(s, s3, conf, airflow_version=version, fernet=key, **quiet)
+        flow.bulk_import(t, s3, conf, airflow_version=version, fernet=key, **quiet)
         bulk_s = time.perf_counter() - t0
         _activity(src)
 
@@ -127,9 +143,9 @@ def one_scale(n, template, s3, version):
         t1 = time.perf_counter()
         flow.freeze_source(s, s3, conf, sleep=finish, **quiet)
         marks["freeze"] = time.perf_counter() - t1
-        flow.delta_export(s, s3, conf, airflow_version=version, **quiet)
+        flow.delta_export(s, s3, conf, airflow_version=version, fernet=key, **quiet)
         marks["delta_export"] = time.perf_counter() - t1 - sum(marks.values())
-        flow.delta_import(t, s3, conf, airflow_version=version, source=s, **quiet)
+        flow.delta_import(t, s3, conf, airflow_version=version, fernet=key, source=s, **quiet)
         marks["delta_import"] = time.perf_counter() - t1 - sum(marks.values())
         state = flow.cutover(t, s3, conf, source=s, poll_s=0, sleep=parse, **quiet)
         marks["cutover"] = time.perf_counter() - t1 - sum(marks.values())

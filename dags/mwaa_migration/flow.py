@@ -114,7 +114,10 @@ def bulk_import(target, s3, conf, *, airflow_version, fernet=None, logs_client_f
         )
         return dict(
             state,
-            bulk={"finished_at": r.get("finished_at"), "rows": {t: e["exported"] for t, e in r["tables"].items()}},
+            bulk={
+                "finished_at": r.get("finished_at"),
+                "tables": {t: {k: e.get(k, 0) for k in phases.BULK_COUNTS} for t, e in r["tables"].items()},
+            },
         )
 
     return _step(s3, conf, "bulk_import", body, progress=progress)
@@ -168,13 +171,7 @@ def delta_import(target, s3, conf, *, airflow_version, fernet=None, source=None,
             delta_import={
                 "finished_at": r["finished_at"],
                 "conflicts": r["conflicts"],
-                "tables": {
-                    t: {
-                        k: e.get(k, 0)
-                        for k in ("exported", "inserted", "updated", "already_present", "conflicts", "rejected")
-                    }
-                    for t, e in r["tables"].items()
-                },
+                "tables": {t: {k: e.get(k, 0) for k in phases.DELTA_COUNTS} for t, e in r["tables"].items()},
             },
         )
 
@@ -189,6 +186,7 @@ def cutover(target, s3, conf, *, source=None, timeout_s=1800, poll_s=5, progress
         at = _now()
         state = dict(state, cutover=r, timings=dict(state["timings"], unpaused_at=at))
         state["timings"]["pause_window_s"] = phases.pause_window_s(state)
+        state["accounting"] = phases.accounting(state)
         return state
 
     return _step(s3, conf, "cutover", body, source=source, target=target, progress=progress)

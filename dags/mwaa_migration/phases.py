@@ -29,6 +29,8 @@ BULK = PHASES[:2]
 WINDOW = PHASES[2:]  # the phases during which the source is paused
 SOURCE_SIDE = ("bulk_export", "freeze", "delta_export")
 FORMAT = 1
+BULK_COUNTS = ("exported", "inserted", "already_present", "rejected")
+DELTA_COUNTS = ("exported", "inserted", "updated", "already_present", "conflicts", "rejected")
 
 
 class PhaseError(RuntimeError):
@@ -36,7 +38,10 @@ class PhaseError(RuntimeError):
 
 
 def state_key(conf: dict) -> str:
-    return f"{conf['prefix']}{conf['migration_id']}/cutover/state.json"
+    """Next to the export it belongs to (a re-run of the migration gets its own)."""
+    from mwaa_migration import export
+
+    return export.keys(conf)["base"] + "cutover/state.json"
 
 
 def new_state(migration_id: str) -> dict:
@@ -196,3 +201,33 @@ def save(s3, conf: dict, state: dict) -> None:
     from mwaa_migration import s3io
 
     s3io.put_json(s3, conf["bucket"], state_key(conf), state)
+
+
+def accounting(state: dict) -> dict:
+    """Both phases per table (bulk rows and what became of them, delta rows, updated rows,
+    conflicts) and the measured pause window: the report of a short cutover."""
+    bulk = (state.get("bulk") or {}).get("tables", {})
+    dlt = (state.get("delta_import") or {}).get("tables", {})
+    tables = {}
+    for t in sorted(set(bulk) | set(dlt)):
+        b, d = bulk.get(t, {}), dlt.get(t, {})
+        tables[t] = {
+            "bulk_rows": b.get("exported", 0),
+            "bulk_inserted": b.get("inserted", 0),
+            "delta_rows": d.get("exported", 0),
+            "delta_inserted": d.get("inserted", 0),
+            "updated": d.get("updated", 0),
+            "conflicts": d.get("conflicts", 0),
+            "rejected": b.get("rejected", 0) + d.get("rejected", 0),
+        }
+    totals = {
+        k: sum(v[k] for v in tables.values()) for k in ("bulk_rows", "delta_rows", "updated", "conflicts", "rejected")
+    }
+    drain = state.get("drain") or {}
+    return {
+        "tables": tables,
+        "totals": totals,
+        "pause_window_s": pause_window_s(state),
+        "tis_drained": drain.get("drained", 0),
+        "tis_left_running": drain.get("tis_left_running", 0),
+    }

@@ -259,6 +259,10 @@ def test_run_finishing_during_the_drain_arrives_finished_and_changes_carry_over(
     # the in-flight task instances the bulk left out arrive in their final state
     assert _one(pair.tgt_db, "SELECT count(*) FROM task_instance WHERE state IN ('running', 'queued')") == [(0,)]
     assert pair.unpaused(pair.tgt_db) == pair.active and pair.unpaused(pair.src_db) == []
+    acc = state["accounting"]  # both phases per table and the pause window
+    assert acc["pause_window_s"] == state["timings"]["pause_window_s"] and acc["tis_drained"] == 3
+    assert acc["tables"]["log"]["delta_inserted"] == 7 and acc["tables"]["task_instance"]["updated"] >= 1
+    assert acc["tables"]["task_instance"]["bulk_rows"] > 0 and acc["totals"]["conflicts"] == 0
     rep = delta.read_manifest(pair.s3, pair.conf)
     assert rep["tables"]["dag_run"]["rows"] >= 1 and rep["tables"]["log"]["rows"] == 7
     # once cut over, the source is not unpaused by a late recovery
@@ -382,3 +386,52 @@ def test_phases_refuse_to_run_out_of_order(pair):
         flow.freeze_source(pair.src, pair.s3, pair.conf, progress=_quiet)
     assert pair.unpaused(pair.src_db) == pair.active
     _ = dt  # noqa: F841 - datetime kept for readability of assertions above
+
+
+TASK = """
+import json, sys
+from mwaa_migration import dagtasks
+class Run:
+    conf = json.loads(sys.argv[2])
+print(json.dumps(getattr(dagtasks, sys.argv[1])(dag_run=Run()), default=str))
+"""
+
+
+def test_the_dag_tasks_run_each_phase_in_its_environment(pair, aws_env):
+    """What the deploy triggers: db_export / db_import runs with a ``phase`` in their conf."""
+    import json
+
+    import airflow_envs
+    from mig_harness import REPO
+
+    from tools import pgcluster
+
+    conf = {k: pair.conf[k] for k in ("bucket", "prefix", "migration_id")}
+    env = dict(aws_env, PYTHONPATH=str(REPO / "dags"))
+
+    def task(version, db, key, fn, **extra):
+        p = airflow_envs.run_python(
+            version,
+            ["-c", TASK, fn, json.dumps(dict(conf, **extra))],
+            db_url=pgcluster.url(db),
+            fernet_key=key,
+            env_extra=env,
+        )
+        return json.loads(p.stdout.strip().splitlines()[-1])
+
+    imp = {"task_log_days": 0}
+    assert task(SRC, pair.src_db, SOURCE_KEY, "export_tables", phase="bulk")["completed"] == ["bulk_export"]
+    assert pair.unpaused(pair.src_db) == pair.active
+    task(TGT, pair.tgt_db, TARGET_KEY, "import_tables", phase="bulk", **imp)
+    _finish_in_flight(pair.src_db)
+    out = task(SRC, pair.src_db, SOURCE_KEY, "export_tables", phase="freeze_delta", drain_timeout_s=30)
+    assert out["completed"][-2:] == ["freeze", "delta_export"] and pair.unpaused(pair.src_db) == []
+    task(TGT, pair.tgt_db, TARGET_KEY, "import_tables", phase="delta", **imp)
+    pair._parse(None)
+    out = task(TGT, pair.tgt_db, TARGET_KEY, "cutover", phase="cutover", **imp)
+    assert out["completed"] == list(phases.PHASES) and out["pause_window_s"] > 0
+    assert pair.unpaused(pair.tgt_db) == pair.active
+    # one-shot is still the default, and a DAG run cannot resume the source after the cutover
+    assert task(TGT, pair.tgt_db, TARGET_KEY, "import_tables", phase="cutover", **imp) is None
+    with pytest.raises(RuntimeError, match="cutover completed"):
+        task(SRC, pair.src_db, SOURCE_KEY, "export_tables", phase="resume_source")

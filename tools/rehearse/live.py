@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -121,9 +122,21 @@ def _query(url: str, sql: str, args: tuple = ()) -> list:
         conn.close()
 
 
-def runs_of_live_dags(url: str) -> dict:
+def runs_of_live_dags(url: str, *, as_exported: bool = False) -> dict:
+    """{(dag_id, run_id): {state, queued_at}}; ``as_exported``: a run whose task instances all
+    ended while paused with the state the delta export gives it (delta_rules.finalized_run_exprs)."""
+    state = "t.state"
+    if as_exported:
+        dags = str(Path(__file__).resolve().parents[2] / "dags")
+        if dags not in sys.path:
+            sys.path.insert(0, dags)
+        from mwaa_migration import delta_rules
+
+        state = delta_rules.finalized_run_exprs()["state"]
     rows = _query(
-        url, "SELECT dag_id, run_id, state, queued_at FROM dag_run WHERE dag_id = ANY(%s)", (list(LIVE_DAGS),)
+        url,
+        f"SELECT t.dag_id, t.run_id, {state}, t.queued_at FROM dag_run t WHERE t.dag_id = ANY(%s)",
+        (list(LIVE_DAGS),),
     )
     return {(r[0], r[1]): {"state": r[2], "queued_at": r[3]} for r in rows}
 
@@ -215,7 +228,7 @@ def run_live(rh, src_url: str, tgt_url: str) -> dict:
         rh.child("target parse", [str(rh._python(rh.target)), "-m", "airflow", "dags", "reserialize"], tgt_env)
     phase("cutover", rh.target, tgt_url, tgt_env)
     state = rh.moto.get_json(f"{rh.prefix}{rh.migration_id}/cutover/state.json")
-    live = live_summary(state, runs_of_live_dags(src_url), runs_of_live_dags(tgt_url), bulk_started)
+    live = live_summary(state, runs_of_live_dags(src_url, as_exported=True), runs_of_live_dags(tgt_url), bulk_started)
     live["unpaused_in_target"] = [
         r[0] for r in _query(tgt_url, "SELECT dag_id FROM dag WHERE NOT is_paused ORDER BY 1")
     ]
@@ -234,3 +247,40 @@ def run_live(rh, src_url: str, tgt_url: str) -> dict:
         },
         "state": json.loads(json.dumps(state, default=str))["drain"],
     }
+
+
+def rehearse(rh) -> dict:
+    """The whole ``--live-source`` rehearsal on a Rehearsal ``rh`` (generated history): fresh
+    databases, a live source, the phases, and the verdict. Returns the report."""
+    p = rh.plan
+    r = rh.report
+    r["rehearsal"] = {
+        "run_id": rh.run_id,
+        "source_version": rh.source,
+        "target_version": rh.target,
+        "mode": f"--live-source, generated history, {p.get('rows')} rows",
+        "migration_id": rh.migration_id,
+        "log_dir": str(rh.run_dir),
+        "error": None,
+    }
+    r["steps"] = rh.steps
+    rh.ensure_postgres()
+    rh.ensure_venv(rh.source)
+    rh.ensure_venv(rh.target)
+    rh.start_moto()
+    src_url = rh.fresh_db("source", rh.source)
+    rh.seed(src_url)
+    tgt_url = rh.fresh_db("target", rh.target)
+    r.update(run_live(rh, src_url, tgt_url))
+    ok = bool(r["live_source"]["ok"]) and r["pause_window_s"] is not None
+    r["verdict"] = {
+        "ok": ok,
+        "problems": []
+        if ok
+        else [
+            f"runs created during the bulk phase: {r['live_source']['runs_created_during_bulk']}, in the target "
+            f"with the same state: {r['live_source']['runs_in_target']}; unpaused in the target: "
+            f"{r['live_source']['unpaused_in_target']} (recorded: {r['live_source']['recorded_active']})"
+        ],
+    }
+    return r
