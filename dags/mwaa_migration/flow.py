@@ -86,6 +86,16 @@ def recover(s3, conf, *, source=None, target=None, progress=log.info) -> dict:
 
 
 # ---- the phases ----------------------------------------------------------------------------------
+def analyze(conn, tables) -> None:
+    """Fresh planner statistics after the bulk import (a table filled from empty has none until
+    autovacuum comes by), so the delta import's key lookups use the indexes: done before the
+    pause window, not in it."""
+    with conn.cursor() as cur:
+        for t in tables:
+            cur.execute(f'ANALYZE "{t}"')
+    conn.commit()
+
+
 def bulk_export(source, s3, conf, *, airflow_version, fernet=None, progress=log.info) -> dict:
     def body(state, save):
         m = export.run_export(
@@ -112,6 +122,7 @@ def bulk_import(target, s3, conf, *, airflow_version, fernet=None, logs_client_f
             logs_client_factory=logs_client_factory,
             progress=progress,
         )
+        analyze(target, list(r["tables"]))
         return dict(
             state,
             bulk={
