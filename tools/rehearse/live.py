@@ -117,7 +117,9 @@ def _query(url: str, sql: str, args: tuple = ()) -> list:
     try:
         with conn.cursor() as cur:
             cur.execute(sql, args)
-            return cur.fetchall()
+            rows = cur.fetchall()
+        conn.commit()
+        return rows
     finally:
         conn.close()
 
@@ -206,6 +208,14 @@ def run_live(rh, src_url: str, tgt_url: str) -> dict:
                 env,
             )
 
+    # the generated history's running/queued task instances have no worker behind them (the
+    # drain would wait for them in vain): they end as failed, as zombie detection would end them
+    _query(
+        src_url,
+        "UPDATE task_instance SET state = 'failed', end_date = now(), updated_at = now() "
+        "WHERE state IN ('running', 'queued') AND dag_id <> ALL(%s) RETURNING 1",
+        (list(LIVE_DAGS),),
+    )
     sched = Scheduler(rh._python(rh.source), src_env, rh.run_dir / "source-scheduler.log")
     with rh.step("source scheduler (LocalExecutor)"):
         sched.start()
