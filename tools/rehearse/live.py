@@ -230,13 +230,14 @@ def run_live(rh, src_url: str, tgt_url: str) -> dict:
             time.sleep(rest)
         phase("freeze", rh.source, src_url, src_env)
         phase("delta export", rh.source, src_url, src_env)
+        # the source's scheduler keeps running (paused DAGs) until the cutover, as in AWS
+        phase("delta import", rh.target, tgt_url, tgt_env)
+        with rh.step("target parses the DAGs"):
+            rh.child("target parse", [str(rh._python(rh.target)), "-m", "airflow", "dags", "reserialize"], tgt_env)
+        phase("cutover", rh.target, tgt_url, tgt_env)
     finally:
         with rh.step("stop source scheduler"):
             sched.stop()
-    phase("delta import", rh.target, tgt_url, tgt_env)
-    with rh.step("target parses the DAGs"):
-        rh.child("target parse", [str(rh._python(rh.target)), "-m", "airflow", "dags", "reserialize"], tgt_env)
-    phase("cutover", rh.target, tgt_url, tgt_env)
     state = rh.moto.get_json(f"{rh.prefix}{rh.migration_id}/cutover/state.json")
     live = live_summary(state, runs_of_live_dags(src_url, as_exported=True), runs_of_live_dags(tgt_url), bulk_started)
     live["unpaused_in_target"] = [
