@@ -238,7 +238,7 @@ def _classify(cur, run: _Run, p: dict, stg: str, rows: str, staged: int) -> dict
             f"{p['table']}: {cur.rowcount} classified rows for {staged} staged: the natural key "
             f"{p['key']} is not unique in the target"
         )
-    for cols in p["unique_checks"]:
+    for cols in p.get("unique_checks", []):
         cur.execute(classify.unique_clash_sql(p, rows, cols))
     _compare_encrypted(cur, run, p, rows)
     state.record_conflicts(
