@@ -27,7 +27,7 @@ import aws_cdk as cdk  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
 from stacks import build_stage  # noqa: E402
-from stacks.stage_config import ConfigError, load_stage  # noqa: E402
+from stacks.config import ConfigError, load_stage  # noqa: E402
 
 
 def build(app: cdk.App) -> None:

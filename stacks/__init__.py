@@ -10,7 +10,7 @@ from constructs import Construct
 from stacks.environment_stacks import SourceEnvironmentStack, TargetEnvironmentStack
 from stacks.migration_stack import MigrationStack, needs_migration_stack
 from stacks.network_stack import NetworkStack
-from stacks.stage_config import StageConfig
+from stacks.config import StageConfig
 from stacks.storage_stack import MigrationStorageStack
 
 

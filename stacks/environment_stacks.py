@@ -24,7 +24,7 @@ from constructs_lib.dag_publisher import DagPublisher
 from constructs_lib.migration_policies import MigrationPolicy, source_export_statements, target_import_statements
 from constructs_lib.mwaa_environment import MwaaEnvironment, S3File
 from stacks.network_stack import NetworkStack
-from stacks.stage_config import EnvironmentSettings, MigrationConfig, S3Object, SourceConfig, TargetConfig
+from stacks.config import EnvironmentSettings, MigrationConfig, S3Object, SourceConfig, TargetConfig
 from stacks.storage_stack import MigrationStorageStack
 
 _REMOVAL = {"retain": cdk.RemovalPolicy.RETAIN, "destroy": cdk.RemovalPolicy.DESTROY}

@@ -26,7 +26,7 @@ from constructs_lib.clone_environment import CloneEnvironment
 from constructs_lib.migration_run import MigrationRunner
 from stacks.environment_stacks import SourceEnvironmentStack, TargetEnvironmentStack, clone_overrides
 from stacks.network_stack import NetworkStack
-from stacks.stage_config import MigrationConfig
+from stacks.config import MigrationConfig
 from stacks.storage_stack import MigrationStorageStack
 
 

@@ -11,7 +11,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from constructs_lib.mwaa_environment import retention
-from stacks.stage_config import NetworkConfig
+from stacks.config import NetworkConfig
 
 # Interface endpoints a private MWAA environment needs (MWAA user guide, "private network").
 REQUIRED_ENDPOINTS = {

@@ -13,7 +13,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.stage_config import MigrationConfig, StorageConfig
+from stacks.config import MigrationConfig, StorageConfig
 
 
 class MigrationStorageStack(cdk.Stack):

@@ -40,7 +40,7 @@ DEPLOY_TIME = "<deploy-time: {}>"
 
 def overrides_from_stage(stage_config) -> dict:
     """The overrides the migration stack passes to CloneEnvironment for ``stage_config`` (a
-    ``stacks.stage_config.StageConfig``), as a plain dict (CreateEnvironment names; None =
+    ``stacks.config.StageConfig``), as a plain dict (CreateEnvironment names; None =
     leave the parameter out).
 
     Built by the same functions the stack uses (``environment_settings`` ->
@@ -126,7 +126,7 @@ def render(source: dict, request: dict, out) -> None:
 
 def main(argv: Optional[Sequence[str]] = None, out=None) -> int:
     out = out or sys.stdout
-    parser = argparse.ArgumentParser(prog="python -m tools.plan_clone", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mwaa-upgrade plan-clone", description=__doc__.splitlines()[0])
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--source-json", help="saved GetEnvironment output ({'Environment': {...}} or the inner object)")
     src.add_argument("--source-name", help="read the source live with GetEnvironment (read-only credentials)")
@@ -146,7 +146,7 @@ def main(argv: Optional[Sequence[str]] = None, out=None) -> int:
         # stacks import aws_cdk: no jsii banner about this machine's Node version
         os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
         os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-        from stacks.stage_config import ConfigError, load_stage
+        from stacks.config import ConfigError, load_stage
         try:
             cfg = load_stage(args.stage)
             overrides = overrides_from_stage(cfg)

@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
 from stacks import StageStacks, build_stage  # noqa: E402
-from stacks.stage_config import StageConfig, load_stage  # noqa: E402
+from stacks.config import StageConfig, load_stage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]

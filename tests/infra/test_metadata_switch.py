@@ -25,7 +25,7 @@ from cdk_nag import AwsSolutionsChecks
 from clone_env import handler as clone_handler
 from clone_env import planner
 from stacks import build_stage
-from stacks.stage_config import load_stage
+from stacks.config import load_stage
 from tests.infra.conftest import CONTEXT, ROOT
 from tests.infra.helpers import resources
 

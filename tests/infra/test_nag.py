@@ -11,7 +11,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from constructs_lib.nag import acknowledge_wildcards, wildcard_findings
 from stacks import build_stage
-from stacks.stage_config import load_stage
+from stacks.config import load_stage
 from tests.infra.conftest import CONTEXT, STAGES
 
 

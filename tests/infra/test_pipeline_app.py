@@ -17,7 +17,7 @@ import app as app_module
 from stacks import pipeline_app
 from stacks.pipeline_app import synth_commands
 from stacks.pipeline_config import load_pipeline, pipeline_names
-from stacks.stage_config import ConfigError
+from stacks.config import ConfigError
 from tests.infra.conftest import CONTEXT, ROOT
 from tests.infra.helpers import as_list, resources
 

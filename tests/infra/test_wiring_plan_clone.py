@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from stacks.stage_config import load_stage
+from stacks.config import load_stage
 from tests.infra.conftest import ROOT
 from tests.infra.helpers import resources
 from tools import plan_clone

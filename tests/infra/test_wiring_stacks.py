@@ -16,7 +16,7 @@ import yaml
 from aws_cdk.assertions import Template
 
 from stacks import build_stage
-from stacks.stage_config import load_stage
+from stacks.config import load_stage
 from tests.infra.conftest import CONTEXT, ROOT
 from tests.infra.helpers import resources, statements_by_sid
 

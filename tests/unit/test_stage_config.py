@@ -10,7 +10,7 @@ import yaml
 
 from tests.confighelpers import MINIMAL_STAGE, with_key
 
-from stacks.stage_config import ConfigError, default_migration_id, load_stage
+from stacks.config import ConfigError, default_migration_id, load_stage
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 

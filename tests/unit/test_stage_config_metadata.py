@@ -13,8 +13,8 @@ import yaml
 from tests.confighelpers import MINIMAL_STAGE, with_key
 
 from mwaa_common import versions
-from stacks import stage_config
-from stacks.stage_config import ConfigError, load_stage, metadata_stepping_stones
+from stacks.config import CONFIG_DIR
+from stacks.config import ConfigError, load_stage, metadata_stepping_stones
 
 BASE = with_key(MINIMAL_STAGE, "target.creation", "clone")
 
@@ -137,7 +137,7 @@ def test_no_stepping_stone_says_so(tmp_path, monkeypatch):
 
 def test_every_shipped_stage_with_metadata_can_run_the_dags():
     """The shipped stages obey the rule (prod used to ship 2.10.3 -> 3.0.6 with the metadata on)."""
-    for f in sorted(stage_config.CONFIG_DIR.glob("*.yaml")):
+    for f in sorted(CONFIG_DIR.glob("*.yaml")):
         cfg = load_stage(f.stem)
         if cfg.migration.metadata:
             for env in (cfg.source.environment, cfg.target.environment):

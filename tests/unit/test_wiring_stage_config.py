@@ -10,7 +10,7 @@ import yaml
 
 from tests.confighelpers import with_key
 
-from stacks.stage_config import ConfigError, load_stage
+from stacks.config import ConfigError, load_stage
 
 BASE = {
     "account": "111111111111",
