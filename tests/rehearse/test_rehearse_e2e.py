@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import pgcluster
+from tools.dev import pgcluster
 
 pytestmark = [
     pytest.mark.airflow, pytest.mark.slow,

@@ -15,7 +15,7 @@ import pytest
 from mwaa_common import versions as V
 from tools.rehearse import checks
 from tools.rehearse.checks import UsageError
-from tools.rehearse.cli import parse_args, validate
+from tools.rehearse.args import parse_args, validate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -248,7 +248,7 @@ def test_cli_exit_code_and_message_on_bad_input(tmp_path):
 def test_library_argv_keeps_the_fernet_key_out_of_the_process_list():
     import argparse
 
-    from tools.rehearse.cli import library_argv
+    from tools.rehearse.harness import library_argv
 
     argv = library_argv(Path("/v/bin/python"), "import", "postgresql://u@h/d", "b", "-p/",
                         '{"bucket": "b"}')

@@ -1,4 +1,4 @@
-"""--source-db checks against a real PostgreSQL (tools/pgcluster.py); no Airflow needed.
+"""--source-db checks against a real PostgreSQL (tools/dev/pgcluster.py); no Airflow needed.
 
 The database holds just the tables the checks read, with the columns Airflow gives them.
 """
@@ -6,10 +6,10 @@ import pytest
 from cryptography.fernet import Fernet
 
 from mwaa_common import versions as V
-from tools import pgcluster
+from tools.dev import pgcluster
 from tools.rehearse import checks
 from tools.rehearse.checks import UsageError
-from tools.rehearse.cli import parse_args, validate
+from tools.rehearse.args import parse_args, validate
 
 pytestmark = pytest.mark.airflow
 

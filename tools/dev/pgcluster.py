@@ -8,7 +8,7 @@ to run as root), with trust auth on 127.0.0.1 only, and started. PostgreSQL is i
 with apt-get only if its binaries are missing. Durability is switched off: nothing here is
 worth an fsync.
 
-CLI: ``python tools/pgcluster.py ensure|url|createdb [--template T] NAME|dropdb NAME|stop``.
+CLI: ``python tools/dev/pgcluster.py ensure|url|createdb [--template T] NAME|dropdb NAME|stop``.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PORT = 55432
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"

@@ -10,7 +10,7 @@ reachable from our machines, so the pins a version needs without them are listed
 ``migrate(version, db_url)`` runs ``airflow db migrate`` of that version against a database;
 ``run_airflow`` / ``run_python`` run anything else in the venv with a private AIRFLOW_HOME.
 
-CLI: ``python tools/airflow_envs.py ensure 2.7.2 3.0.6 ...`` / ``migrate V URL``.
+CLI: ``python tools/dev/airflow_envs.py ensure 2.7.2 3.0.6 ...`` / ``migrate V URL``.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # Versions the tests exercise (every migration schema family in lambda/mwaa_common/versions.py).
 TEST_VERSIONS = ("2.7.2", "2.8.1", "2.9.2", "2.10.3", "2.11.0", "3.0.6")

@@ -1,6 +1,6 @@
 """Seed a migrated Airflow metadata DB with a realistic history (run INSIDE a 2.x Airflow venv).
 
-    python tools/seed.py --rows 200 [--fernet-key K]    (DB from AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)
+    python tools/dev/seed.py --rows 200 [--fernet-key K]    (DB from AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)
 
 Uses the running version's own models (their tables and column types: PickleType conf,
 dill executor_config, Fernet-encrypting Variable/Connection/Trigger) and fills any NOT NULL
