@@ -4,6 +4,7 @@ Fernet key), the rendered verdict, and where things were kept."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,14 +13,19 @@ from .report import render
 
 
 def write_report(report: dict, path: str) -> Path:
+    """Write the report atomically (a temporary file, then a rename). A report that names a
+    Fernet key (``kept``) is created owner-only (0600): it is never readable by others, not even
+    for a moment, and a stale temporary file of a crashed run does not lend it its mode."""
     out = Path(path)
     if not out.is_absolute():
         out = Path.cwd() / out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    if report.get("kept"):
-        tmp.chmod(0o600)  # it names the target's Fernet key
+    tmp.unlink(missing_ok=True)
+    mode = 0o600 if report.get("kept") else 0o666  # the latter less the umask, as open() does
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(report, indent=2, default=str) + "\n")
     tmp.replace(out)
     return out
 
