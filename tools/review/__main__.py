@@ -25,7 +25,7 @@ SHOWN_FLAGS = 25
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.review", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="mwaa-upgrade review", description=__doc__.split("\n")[0])
     parser.add_argument("--cdk-out", required=True, help="cloud assembly directory (one stage)")
     parser.add_argument("--baseline", help="previous cloud assembly directory, or a git ref")
     parser.add_argument("--baseline-cmd", default="make synth",
