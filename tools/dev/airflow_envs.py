@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -84,26 +85,74 @@ def _base_python() -> str:
     return getattr(sys, "_base_executable", None) or sys.executable
 
 
-def ensure_venv(version: str, *, quiet: bool = True) -> Path:
-    """Build (once) and return the venv of ``version``."""
+# pip's complaints about this machine's index configuration: noise, never the cause of a failure.
+PIP_NOISE = ("is ignored: it is neither a file nor a directory",)
+
+
+def build_log(version: str) -> Path:
+    """Full output of the last build of ``version``'s venv (kept; named when a build fails)."""
+    return venvs_dir() / f".airflow-{version}.log"
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _logged(argv: list[str], log: Path) -> None:
+    """Run ``argv`` with all its output appended to ``log``; CalledProcessError on failure."""
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"$ {' '.join(argv)}\n")
+        fh.flush()
+        subprocess.run(argv, check=True, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    kept = [line for line in text if not any(noise in line for noise in PIP_NOISE)]
+    return "\n".join(f"  | {line}" for line in kept[-lines:])
+
+
+def ensure_venv(version: str, *, quiet: bool = True, progress: Callable[[str], None] = _say) -> Path:
+    """Build (once) and return the venv of ``version``.
+
+    A build prints one progress line per step (create, install, ready) through ``progress``;
+    everything the steps print goes to :func:`build_log`, which a failure names together with
+    its last lines (pip's index-configuration warnings left out). ``quiet=False`` also prints
+    the log's path before the steps.
+    """
     path = venv_path(version)
     if is_ready(version):
         return path
     with _lock(venvs_dir() / f".airflow-{version}.lock"):
         if is_ready(version):
             return path
+        log = build_log(version)
+        log.write_text("")
+        if not quiet:
+            progress(f"venv {version}: full output in {log}")
         if path.exists():
             shutil.rmtree(path)
-        subprocess.run([_base_python(), "-m", "venv", str(path)], check=True)
-        pip = [str(path / "bin" / "python"), "-m", "pip", "install",
-               "--disable-pip-version-check", "--no-input"] + (["-q"] if quiet else [])
-        try:
-            subprocess.run(pip + requirements(version), check=True)
-        except subprocess.CalledProcessError:
-            shutil.rmtree(path, ignore_errors=True)
-            raise RuntimeError(f"installing Airflow {version} into {path} failed "
-                               f"(requirements: {' '.join(requirements(version))})") from None
+        reqs = requirements(version)
+        steps = (
+            (f"venv {version}: creating {path}", [_base_python(), "-m", "venv", str(path)]),
+            (f"venv {version}: installing {' '.join(reqs)}",
+             [str(path / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", *reqs]),
+        )
+        for line, argv in steps:
+            progress(line)
+            try:
+                _logged(argv, log)
+            except (subprocess.CalledProcessError, OSError) as exc:
+                shutil.rmtree(path, ignore_errors=True)
+                why = f"exit {exc.returncode}" if isinstance(exc, subprocess.CalledProcessError) else str(exc)
+                raise RuntimeError(
+                    f"venv {version}: {line.split(': ', 1)[1]} failed ({why}); full output: {log}; "
+                    f"last lines:\n{_tail(log)}") from None
         (path / ".complete").write_text(json.dumps(_spec(version)))
+        progress(f"venv {version}: ready")
     return path
 
 
