@@ -24,13 +24,14 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import pipelines
 from constructs import Construct
 
+from mwaa_common.names import ENV_NAME_RE, bucket_name_problem
+
 StageFactory = Callable[[Construct, str, str], cdk.Stage]
 
 CONNECTION_ARN = re.compile(r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$")
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-MWAA_NAME = re.compile(r"^[a-zA-Z][0-9a-zA-Z\-_]{0,79}$")
-BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+MWAA_NAME = ENV_NAME_RE  # name rules: lambda/mwaa_common/names.py
 
 DEFAULT_SYNTH_COMMANDS: tuple[str, ...] = (
     "make venv node",
@@ -76,7 +77,7 @@ class PipelineStageSpec:
         if not MWAA_NAME.match(self.target_environment or ""):
             raise _invalid(f"stage {self.name}: target_environment", self.target_environment,
                            "an MWAA name: 1-80 chars, ^[a-zA-Z][0-9a-zA-Z-_]*$")
-        if not BUCKET_NAME.match(self.report_bucket or ""):
+        if bucket_name_problem(self.report_bucket or ""):
             raise _invalid(f"stage {self.name}: report_bucket", self.report_bucket, "an S3 bucket name")
         if not (self.report_key or "").endswith("/report.json") or self.report_key.startswith("/"):
             raise _invalid(f"stage {self.name}: report_key", self.report_key,

@@ -30,7 +30,7 @@ import botocore.session
 from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
-from mwaa_common import versions
+from mwaa_common import names, versions
 
 REDACTED = "***redacted***"
 
@@ -41,8 +41,8 @@ TAG_MANAGED_BY_VALUE = "mwaa-upgrade/clone"
 TAG_MIGRATION_ID = "mwaa-upgrade:migration-id"
 TAG_SOURCE = "mwaa-upgrade:source-environment"
 
-MIGRATION_ID_PATTERN = re.compile(r"^[a-z0-9-]{1,40}$")  # docs/contracts.md section 2
-NAME_PATTERN = re.compile(r"^[a-zA-Z][0-9a-zA-Z\-_]*$")
+# the migration-id and environment-name rules (mwaa_common/names.py, written once)
+MIGRATION_ID_PATTERN, NAME_PATTERN = names.MIGRATION_ID_RE, names.ENV_NAME_RE
 
 # Configuration option values that must change when the Airflow major version changes.
 # One row per rename; a row applies when the source's major version is ``source_major``

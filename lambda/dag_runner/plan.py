@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from mwaa_common import versions
+from mwaa_common import names, versions
 
 # Which step of the migration a resource runs, and the letter its run id ends in
 # (contracts §4: mig-{short migration id}-{e|i|c}).
@@ -22,9 +22,8 @@ STEPS: dict[str, str] = {"export": "e", "import": "i", "cutover": "c"}
 AIRFLOW_ROLES: tuple[str, ...] = ("Admin", "Op", "User")
 DEFAULT_AIRFLOW_ROLE = "Op"
 
-MIGRATION_ID_RE = re.compile(r"[a-z0-9-]{1,40}")
-# botocore mwaa model: EnvironmentName 1..80, [a-zA-Z][0-9a-zA-Z-_]*
-ENV_NAME_RE = re.compile(r"[a-zA-Z][0-9a-zA-Z_-]{0,79}")
+# the migration-id and environment-name rules (mwaa_common/names.py, written once)
+MIGRATION_ID_RE, ENV_NAME_RE = names.MIGRATION_ID_RE, names.ENV_NAME_RE
 # Airflow's DAG id rule (alphanumerics, dashes, dots, underscores; at most 250)
 DAG_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 RERUN_TOKEN_MAX = 64
