@@ -110,7 +110,7 @@ def load_pipeline(name: str, config_dir: Path | None = None) -> PipelineConfig:
     """Read and validate ``<config_dir>/pipelines/<name>.yaml`` and the stage files it names."""
     config_dir = Path(config_dir) if config_dir is not None else CONFIG_DIR
     file = config_dir / "pipelines" / f"{name}.yaml"
-    if not isinstance(name, str) or not PIPELINE_NAME_RE.match(name):
+    if not isinstance(name, str) or not PIPELINE_NAME_RE.fullmatch(name):
         raise ConfigError(
             file,
             "pipeline",

@@ -22,7 +22,7 @@ def load_stage(stage: str, config_dir: Path | None = None) -> StageConfig:
     """Read and validate ``config/<stage>.yaml``; raise ConfigError on the first problem."""
     config_dir = Path(config_dir) if config_dir is not None else CONFIG_DIR
     file = config_dir / f"{stage}.yaml"
-    if not STAGE_RE.match(stage):
+    if not isinstance(stage, str) or not STAGE_RE.fullmatch(stage):
         raise ConfigError(
             file, "stage", stage, "a stage name of letters, digits, '.', '_' and '-' (config/<stage>.yaml)"
         )
@@ -35,14 +35,7 @@ def load_stage(stage: str, config_dir: Path | None = None) -> StageConfig:
         default_prefix,
         regex(STACK_PREFIX_RE, "1-41 characters: a letter, then letters, digits and '-'"),
     )
-    tags = top.str_map(
-        "tags",
-        lambda k: (
-            None
-            if not k.startswith("aws:") and 1 <= len(k) <= 128
-            else "tag keys are 1-128 characters and must not start with aws:"
-        ),
-    )
+    tags = top.tags("tags")
     network = network_section(top)
     if any(not az.startswith(region) for az in network.availability_zones):
         raise ConfigError(

@@ -16,18 +16,35 @@ from typing import Any
 
 import yaml
 
+from mwaa_common import names
 from stacks.config.schema import ACCOUNT_RE, REGION_RE
 
 # The repository's config/ folder: config/<stage>.yaml, config/pipelines/<name>.yaml.
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
 
+class Shown:
+    """A value shown in a message by a description instead of its repr: a secret (never
+    echoed), or a whole section (``<a mapping on line 12>``)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 class ConfigError(ValueError):
-    """One bad value in a stage file: names the file, the field path, the value, what is allowed."""
+    """One bad value in a stage file: names the file, the field path, the value, what is allowed.
+
+    The message is always one line (``config error: <message>`` is what ``app.py`` prints): the
+    value is shown by its repr, a path that is not printable by its repr, and any line break
+    in the allowed text becomes a space."""
 
     def __init__(self, file: Path | str, path: str, value: Any, allowed: str):
         self.file, self.path, self.value, self.allowed = str(file), path, value, allowed
-        super().__init__(f"{_shown(file)}: {path}: {value!r} is not allowed; {allowed}")
+        shown_path = path if path.isprintable() else repr(path)
+        super().__init__(f"{_shown(file)}: {shown_path}: {value!r} is not allowed; {' '.join(str(allowed).split())}")
 
 
 def _shown(file: Path | str) -> str:
@@ -109,19 +126,31 @@ class Section:
                 raise ConfigError(self.file, f"{self.sub(key)}[{i}]", v, problem)
         return tuple(value)
 
-    def str_map(self, key: str, key_check: Callable[[str], str | None] | None = None) -> Mapping[str, str]:
+    def str_map(
+        self,
+        key: str,
+        key_check: Callable[[str], str | None] | None = None,
+        value_check: Callable[[str], str | None] | None = None,
+    ) -> Mapping[str, str]:
+        """A mapping of strings to strings; ``key_check``/``value_check`` return what is allowed when bad."""
         value = self.get(key, dict, {})
         for k, v in value.items():
-            if not isinstance(k, str) or (key_check is not None and key_check(k)):
-                raise ConfigError(
-                    self.file,
-                    f"{self.sub(key)}",
-                    k,
-                    (key_check(k) if isinstance(k, str) and key_check else "keys must be strings"),
-                )
-            if not isinstance(v, str) or isinstance(v, bool):
+            if not isinstance(k, str):
+                raise ConfigError(self.file, self.sub(key), k, "keys must be strings")
+            if key_check is not None and (problem := key_check(k)):
+                raise ConfigError(self.file, self.sub(key), k, problem)
+            if not isinstance(v, str):
                 raise ConfigError(self.file, f"{self.sub(key)}.{k}", v, "expected str (quote it in YAML)")
+            if value_check is not None and (problem := value_check(v)):
+                raise ConfigError(self.file, f"{self.sub(key)}.{k}", v, problem)
         return MappingProxyType(dict(value))
+
+    def tags(self, key: str, limit: int = names.TAGS_MAX) -> Mapping[str, str]:
+        """AWS tags (lambda/mwaa_common/names.py): key and value rules, at most ``limit`` tags."""
+        tags = self.str_map(key, names.tag_key_problem, names.tag_value_problem)
+        if len(tags) > limit:
+            raise self.error(key, Shown(f"<{len(tags)} tags>"), f"at most {limit} tags")
+        return tags
 
     def done(self) -> None:
         unknown = [k for k in self.data if k not in self.seen]
@@ -139,7 +168,7 @@ class Section:
 
 
 def regex(rx: re.Pattern, what: str) -> Callable[[str], str | None]:
-    return lambda v: None if rx.match(v) else what
+    return lambda v: None if rx.fullmatch(v) else what
 
 
 def cidr(v: str) -> str | None:
@@ -152,15 +181,60 @@ def cidr(v: str) -> str | None:
 
 def read_config_file(file: Path, field: str, name: str, kind: str) -> Section:
     """The top section of one YAML config file (a stage or a pipeline): the file must exist
-    (else the error lists the files beside it) and parse."""
+    (else the error lists the files beside it), be UTF-8, parse, and name each key once."""
     if not file.is_file():
         known = sorted(p.stem for p in file.parent.glob("*.yaml"))
         raise ConfigError(file, field, name, f"{kind} with a file in {file.parent}: {', '.join(known) or 'none'}")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = file.read_bytes()
+    except OSError as e:
+        raise ConfigError(file, "(file)", Shown(f"<{e.strerror}>"), "a readable file") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            file, "(file)", Shown(f"<byte 0x{raw[e.start]:02x} on line {line}>"), "a UTF-8 text file (save it as UTF-8)"
+        ) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            check_unique_keys(file, node, "")
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(file, "(file)", getattr(e, "problem", str(e)), f"valid YAML ({e})") from None
+        raise ConfigError(file, "(file)", Shown(f"<{_yaml_problem(e)}>"), "valid YAML") from None
     return Section(file, "", data)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """One line from a YAML error: what and where."""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    mark = getattr(e, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else str(problem)
+
+
+def check_unique_keys(file: Path, node: yaml.Node, path: str) -> None:
+    """Refuse a key given twice in one mapping (YAML loaders silently keep the last one: a
+    repeated section would drop every key of the first)."""
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+            sub = f"{path}.{key}" if path and key is not None else (key or path)
+            if key is not None and key in lines:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(
+                    file,
+                    sub,
+                    Shown(f"<given again on line {line}>"),
+                    f"each key once (first on line {lines[key]}; YAML would silently keep the last)",
+                )
+            if key is not None:
+                lines[key] = key_node.start_mark.line + 1
+            check_unique_keys(file, value_node, sub)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            check_unique_keys(file, item, f"{path}[{i}]")
 
 
 def account_and_region(top: Section) -> tuple[str, str]:

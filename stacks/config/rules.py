@@ -5,21 +5,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mwaa_common import versions
-
-from stacks.config.reader import ConfigError
+from mwaa_common import names, versions
+from stacks.config.reader import ConfigError, Shown
 from stacks.config.schema import KMS_KEY_ARN_RE, ROLE_ARN_RE, S3_BUCKET_ARN_RE, StageConfig
 
 
 def cross_checks(file: Path, cfg: StageConfig) -> None:
     src, tgt = cfg.source.environment, cfg.target.environment
-    if cfg.storage.bucket_name is None and len(cfg.migration_bucket_name) > 63:
+    if cfg.storage.bucket_name is None and (problem := names.bucket_name_problem(cfg.migration_bucket_name)):
         raise ConfigError(
             file,
             "storage.bucket_name",
             None,
-            f"a name (the default {cfg.migration_bucket_name} is longer than S3's 63 characters; "
-            f"set storage.bucket_name or a shorter stack_prefix)",
+            f"a name (the default {cfg.migration_bucket_name} "
+            + (
+                "is longer than S3's 63 characters"
+                if len(cfg.migration_bucket_name) > 63
+                else f"is not allowed: {problem}"
+            )
+            + "; set storage.bucket_name or a shorter stack_prefix)",
         )
     if src.name == tgt.name:
         raise ConfigError(
@@ -30,6 +34,7 @@ def cross_checks(file: Path, cfg: StageConfig) -> None:
         raise ConfigError(
             file, "target.airflow_version", tgt.airflow_version, f"{path.reason} (source is {src.airflow_version})"
         )
+    _check_tag_count(file, cfg)
     if cfg.migration.metadata:
         check_metadata_migration(file, cfg)
     elif cfg.migration.cutover:
@@ -41,27 +46,47 @@ def cross_checks(file: Path, cfg: StageConfig) -> None:
             "remove it or set it to false",
         )
     if cfg.source.mode == "existing":
-        m = ROLE_ARN_RE.match(cfg.source.role_arn or "")
-        if m and m.group(1) != cfg.account:
-            raise ConfigError(
-                file, "source.role_arn", cfg.source.role_arn, f"a role in this stage's account {cfg.account}"
-            )
-        b = S3_BUCKET_ARN_RE.match(cfg.source.dag_bucket_arn or "")
-        if b and b.group(1) == cfg.migration_bucket_name:
-            raise ConfigError(
-                file,
-                "source.dag_bucket_arn",
-                cfg.source.dag_bucket_arn,
-                "the source's DAG bucket, not the migration bucket",
-            )
-        k = KMS_KEY_ARN_RE.match(cfg.source.dag_bucket_kms_key_arn or "")
-        if k and (k.group(1), k.group(2)) != (cfg.region, cfg.account):
+        _check_existing_source(file, cfg)
+
+
+def _check_tag_count(file: Path, cfg: StageConfig) -> None:
+    """The stage's tags reach every resource, the environments too: with an environment's own tags
+    they must stay within MWAA's limit."""
+    sides = [("target", cfg.target.environment)]
+    if cfg.source.mode == "create":
+        sides.append(("source", cfg.source.environment))
+    for side, env in sides:
+        total = len(set(cfg.tags) | set(env.tags))
+        if total > names.TAGS_MAX:
             raise ConfigError(
                 file,
-                "source.dag_bucket_kms_key_arn",
-                cfg.source.dag_bucket_kms_key_arn,
-                f"a key in this stage's region {cfg.region} and account {cfg.account}",
+                f"{side}.tags",
+                Shown(f"<{len(env.tags)} tags, {total} with the stage's tags>"),
+                f"at most {names.TAGS_MAX} tags on the environment, the stage's tags included",
             )
+
+
+def _check_existing_source(file: Path, cfg: StageConfig) -> None:
+    """An adopted source lives in this stage's account (and its DAG bucket's key in its region)."""
+    m = ROLE_ARN_RE.fullmatch(cfg.source.role_arn or "")
+    if m and m.group(1) != cfg.account:
+        raise ConfigError(file, "source.role_arn", cfg.source.role_arn, f"a role in this stage's account {cfg.account}")
+    b = S3_BUCKET_ARN_RE.fullmatch(cfg.source.dag_bucket_arn or "")
+    if b and b.group(1) == cfg.migration_bucket_name:
+        raise ConfigError(
+            file,
+            "source.dag_bucket_arn",
+            cfg.source.dag_bucket_arn,
+            "the source's DAG bucket, not the migration bucket",
+        )
+    k = KMS_KEY_ARN_RE.fullmatch(cfg.source.dag_bucket_kms_key_arn or "")
+    if k and (k.group(1), k.group(2)) != (cfg.region, cfg.account):
+        raise ConfigError(
+            file,
+            "source.dag_bucket_kms_key_arn",
+            cfg.source.dag_bucket_kms_key_arn,
+            f"a key in this stage's region {cfg.region} and account {cfg.account}",
+        )
 
 
 def check_metadata_migration(file: Path, cfg: StageConfig) -> None:

@@ -13,18 +13,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-# MWAA's CreateEnvironment constraints (botocore model: Name 1-80, this pattern).
-ENV_NAME_RE = re.compile(r"^[a-zA-Z][0-9a-zA-Z\-_]*$")
-ENV_NAME_MAX = 80
+# Patterns are used with fullmatch (stacks.config.reader.regex): "$" alone would accept a
+# trailing newline. Names shared with the Lambdas and tools (environment name, migration id,
+# bucket names, tags) are in lambda/mwaa_common/names.py.
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
-MIGRATION_ID_RE = re.compile(r"^[a-z0-9-]{1,40}$")
 # AirflowConfigurationOptions key pattern from the MWAA API reference.
 AIRFLOW_OPTION_KEY_RE = re.compile(r"^[a-z]+([a-z0-9._]*[a-z0-9_]+)?$")
+# ... and its value (ConfigValue): printable ASCII, 1-65536 characters.
+OPTION_VALUE_RE = re.compile(r"[ -~]{1,65536}")
+# Option names (the part after the section) whose values are secrets: refused in the stage file,
+# whose option values end up in plaintext in the template (names ending in _secret are accepted:
+# Airflow reads those from the secrets backend).
+SECRET_OPTION_RE = re.compile(
+    r"password|passwd|secret|token|credential|private_key|fernet_key|api_key|access_key|sql_alchemy_conn|"
+    r"broker_url|result_backend|connection_string"
+)
 MAINTENANCE_RE = re.compile(r"^(MON|TUE|WED|THU|FRI|SAT|SUN):([01]\d|2[0-3]):(00|30)$")
 S3_KEY_RE = re.compile(r"^[\w!\-.*'()/]+$")
-BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+AZ_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")
 VPC_ID_RE = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 SUBNET_ID_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 RTB_ID_RE = re.compile(r"^rtb-[0-9a-f]{8,17}$")
@@ -36,6 +44,14 @@ RERUN_TOKEN_MAX = 64  # dag_runner.plan.RERUN_TOKEN_MAX
 STAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 STACK_PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,40}$")
 
+# The counts of an environment and the class limit (mwaa_common.versions) each is checked against.
+COUNT_KINDS = {
+    "schedulers": "schedulers",
+    "min_workers": "workers",
+    "max_workers": "workers",
+    "min_webservers": "webservers",
+    "max_webservers": "webservers",
+}
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 LOG_TYPES = ("dag_processing", "scheduler", "task", "webserver", "worker")
 # CloudWatch Logs PutRetentionPolicy accepts exactly these day counts.

@@ -4,18 +4,16 @@
 from __future__ import annotations
 
 import ipaddress
-import re
+from typing import Any
 
-from mwaa_common import versions
-
+from mwaa_common import names, versions
 from stacks.config.environment import ENV_SETTING_KEYS, airflow_version, dag_s3_path, env_name, environment_settings
 from stacks.config.reader import ConfigError, Section, cidr, regex
 from stacks.config.schema import (
-    BUCKET_NAME_RE,
+    AZ_RE,
     IMPORT_STRATEGIES,
     KMS_KEY_ARN_RE,
     LOG_RETENTION_DAYS,
-    MIGRATION_ID_RE,
     RERUN_TOKEN_MAX,
     ROLE_ARN_RE,
     RTB_ID_RE,
@@ -38,10 +36,7 @@ from stacks.config.schema import (
 def network_section(top: Section) -> NetworkConfig:
     s = top.section("network", required=True)
     mode = s.choice("mode", ("create", "existing"))
-    azs = s.str_list(
-        "availability_zones",
-        item=regex(re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$"), "an availability zone name such as eu-west-1a"),
-    )
+    azs = s.str_list("availability_zones", item=regex(AZ_RE, "an availability zone name such as eu-west-1a"))
     if len(azs) != 2 or len(set(azs)) != 2:
         raise s.error(
             "availability_zones", list(azs), "exactly 2 different availability zones (MWAA uses 2 subnets in 2 AZs)"
@@ -56,7 +51,10 @@ def network_section(top: Section) -> NetworkConfig:
             raise ConfigError(
                 s.file, s.sub("vpc_cidr"), vpc_cidr, f"must not overlap network.reserved_cidrs[{i}] = {r}"
             )
-    common = dict(
+    common: dict[str, Any] = dict(
+        mode=mode,
+        availability_zones=azs,
+        vpc_cidr=vpc_cidr,
         create_endpoints=s.get("create_endpoints", bool, True),
         sts_endpoint=s.get("sts_endpoint", bool, False),
         flow_log_retention_days=s.get(
@@ -71,88 +69,81 @@ def network_section(top: Section) -> NetworkConfig:
         ),
         reserved_cidrs=reserved,
     )
-    if mode == "create":
-        s.forbid(("vpc_id", "private_subnet_ids", "route_table_ids"), "only with network.mode: existing")
-        nat = s.get("nat_gateway", bool, False)
-        private = s.str_list("private_subnet_cidrs", item=cidr)
-        if len(private) != 2:
-            raise s.error("private_subnet_cidrs", list(private), "exactly 2 subnets (one per availability zone)")
-        public = s.str_list("public_subnet_cidrs", (), cidr)
-        if nat and len(public) != 2:
-            raise s.error("public_subnet_cidrs", list(public), "exactly 2 subnets when nat_gateway is true")
-        if not nat and public:
-            raise s.error(
-                "public_subnet_cidrs", list(public), "only with nat_gateway: true (no public subnets otherwise)"
-            )
-        nets: list[tuple[str, ipaddress.IPv4Network]] = []
-        for key, cidrs in (("private_subnet_cidrs", private), ("public_subnet_cidrs", public)):
-            for i, c in enumerate(cidrs):
-                net = ipaddress.IPv4Network(c)
-                path = f"{key}[{i}]"
-                if not net.subnet_of(vpc_net):
-                    raise ConfigError(s.file, s.sub(path), c, f"must lie inside network.vpc_cidr {vpc_cidr}")
-                if net.prefixlen > 27:
-                    raise ConfigError(s.file, s.sub(path), c, "a subnet of /27 or larger (MWAA needs addresses)")
-                for other_path, other in nets:
-                    if net.overlaps(other):
-                        raise ConfigError(s.file, s.sub(path), c, f"overlaps network.{other_path} {other}")
-                nets.append((path, net))
-        cfg = NetworkConfig(
-            mode=mode,
-            availability_zones=azs,
-            vpc_cidr=vpc_cidr,
-            private_subnet_cidrs=private,
-            nat_gateway=nat,
-            public_subnet_cidrs=public,
-            **common,
-        )
-    else:
-        s.forbid(("private_subnet_cidrs", "public_subnet_cidrs", "nat_gateway"), "only with network.mode: create")
-        vpc_id = s.get("vpc_id", str, check=regex(VPC_ID_RE, "a VPC id such as vpc-0123456789abcdef0"))
-        subnets = s.str_list(
-            "private_subnet_ids", item=regex(SUBNET_ID_RE, "a subnet id such as subnet-0123456789abcdef0")
-        )
-        if len(subnets) != 2 or len(set(subnets)) != 2:
-            raise s.error(
-                "private_subnet_ids", list(subnets), "exactly 2 different private subnets in the 2 availability zones"
-            )
-        rtbs = s.str_list("route_table_ids", item=regex(RTB_ID_RE, "a route table id such as rtb-0123456789abcdef0"))
-        if len(rtbs) != 2:
-            raise s.error(
-                "route_table_ids", list(rtbs), "exactly 2: the route table of each private subnet, in the same order"
-            )
-        cfg = NetworkConfig(
-            mode=mode,
-            availability_zones=azs,
-            vpc_cidr=vpc_cidr,
-            vpc_id=vpc_id,
-            private_subnet_ids=subnets,
-            route_table_ids=rtbs,
-            **common,
-        )
+    cfg = _created_network(s, vpc_net, common) if mode == "create" else _existing_network(s, common)
     s.done()
     return cfg
+
+
+def _created_network(s: Section, vpc_net: ipaddress.IPv4Network, common: dict[str, Any]) -> NetworkConfig:
+    """``network.mode: create``: the subnets' CIDRs (2 private, 2 public with NAT gateways)."""
+    s.forbid(("vpc_id", "private_subnet_ids", "route_table_ids"), "only with network.mode: existing")
+    nat = s.get("nat_gateway", bool, False)
+    private = s.str_list("private_subnet_cidrs", item=cidr)
+    if len(private) != 2:
+        raise s.error("private_subnet_cidrs", list(private), "exactly 2 subnets (one per availability zone)")
+    public = s.str_list("public_subnet_cidrs", (), cidr)
+    if nat and len(public) != 2:
+        raise s.error("public_subnet_cidrs", list(public), "exactly 2 subnets when nat_gateway is true")
+    if not nat and public:
+        raise s.error("public_subnet_cidrs", list(public), "only with nat_gateway: true (no public subnets otherwise)")
+    _check_subnets(s, vpc_net, (("private_subnet_cidrs", private), ("public_subnet_cidrs", public)))
+    return NetworkConfig(private_subnet_cidrs=private, nat_gateway=nat, public_subnet_cidrs=public, **common)
+
+
+def _check_subnets(s: Section, vpc_net: ipaddress.IPv4Network, groups: tuple[tuple[str, tuple[str, ...]], ...]) -> None:
+    """Each subnet inside the VPC, /27 or larger, overlapping no other."""
+    nets: list[tuple[str, ipaddress.IPv4Network]] = []
+    for key, cidrs in groups:
+        for i, c in enumerate(cidrs):
+            net = ipaddress.IPv4Network(c)
+            path = f"{key}[{i}]"
+            if not net.subnet_of(vpc_net):
+                raise ConfigError(s.file, s.sub(path), c, f"must lie inside network.vpc_cidr {vpc_net}")
+            if net.prefixlen > 27:
+                raise ConfigError(s.file, s.sub(path), c, "a subnet of /27 or larger (MWAA needs addresses)")
+            for other_path, other in nets:
+                if net.overlaps(other):
+                    raise ConfigError(s.file, s.sub(path), c, f"overlaps network.{other_path} {other}")
+            nets.append((path, net))
+
+
+def _existing_network(s: Section, common: dict[str, Any]) -> NetworkConfig:
+    """``network.mode: existing``: explicit ids, nothing is looked up."""
+    s.forbid(("private_subnet_cidrs", "public_subnet_cidrs", "nat_gateway"), "only with network.mode: create")
+    vpc_id = s.get("vpc_id", str, check=regex(VPC_ID_RE, "a VPC id such as vpc-0123456789abcdef0"))
+    subnets = s.str_list("private_subnet_ids", item=regex(SUBNET_ID_RE, "a subnet id such as subnet-0123456789abcdef0"))
+    if len(subnets) != 2 or len(set(subnets)) != 2:
+        raise s.error(
+            "private_subnet_ids", list(subnets), "exactly 2 different private subnets in the 2 availability zones"
+        )
+    rtbs = s.str_list("route_table_ids", item=regex(RTB_ID_RE, "a route table id such as rtb-0123456789abcdef0"))
+    if len(rtbs) != 2:
+        raise s.error(
+            "route_table_ids", list(rtbs), "exactly 2: the route table of each private subnet, in the same order"
+        )
+    return NetworkConfig(vpc_id=vpc_id, private_subnet_ids=subnets, route_table_ids=rtbs, **common)
 
 
 def storage_section(top: Section, stage: str) -> StorageConfig:
     s = top.section("storage")
     cfg = StorageConfig(
-        bucket_name=s.get(
-            "bucket_name",
-            str,
-            None,
-            lambda v: (
-                None
-                if BUCKET_NAME_RE.match(v) and ".." not in v
-                else "3-63 characters: lower-case letters, digits, dots and hyphens"
-            ),
-        ),
+        bucket_name=s.get("bucket_name", str, None, names.bucket_name_problem),
         termination_protection=s.get("termination_protection", bool, stage != "dev"),
         noncurrent_version_days=s.int_range("noncurrent_version_days", 1, 3650, 30),
         access_log_retention_days=s.int_range("access_log_retention_days", 1, 3650, 365),
     )
     s.done()
     return cfg
+
+
+def _dag_bucket_arn_problem(value: str) -> str | None:
+    m = S3_BUCKET_ARN_RE.fullmatch(value)
+    if m is None:
+        return (
+            "the environment's DAG bucket ARN (its SourceBucketArn), e.g. arn:aws:s3:::my-mwaa-dags; "
+            "the migration DAGs are published there"
+        )
+    return names.bucket_name_problem(m.group(1))
 
 
 def source_section(top: Section) -> SourceConfig:
@@ -176,11 +167,7 @@ def source_section(top: Section) -> SourceConfig:
         bucket = s.get(
             "dag_bucket_arn",
             str,
-            check=regex(
-                S3_BUCKET_ARN_RE,
-                "the environment's DAG bucket ARN (its SourceBucketArn), e.g. arn:aws:s3:::my-mwaa-dags; "
-                "the migration DAGs are published there",
-            ),
+            check=_dag_bucket_arn_problem,
         )
         key = s.get(
             "dag_bucket_kms_key_arn",
@@ -229,7 +216,7 @@ def migration_section(top: Section, source_version: str, target_version: str) ->
             "id",
             str,
             default_migration_id(source_version, target_version),
-            regex(MIGRATION_ID_RE, f"1-40 characters from a-z, 0-9 and '-' ({MIGRATION_ID_RE.pattern})"),
+            names.migration_id_problem,
         ),
         task_log_days=s.int_range("task_log_days", 0, 365, 3),
         task_log_states=s.str_list(
