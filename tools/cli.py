@@ -74,7 +74,7 @@ COMMANDS: tuple[Command, ...] = (
         "tools.metadata_cli",
         "export an Airflow metadata database to S3 (the db_export DAG's code, run in an Airflow venv)",
         "mwaa-upgrade export --airflow-version 2.10.3 --sql-alchemy-conn postgresql+psycopg2://u@h/db "
-        "--bucket B --prefix data/migration/2.10.3_to_2.11.0/export/ --conf-json '{\"migration_id\": \"m1\"}'",
+        '--bucket B --prefix data/migration/2.10.3_to_2.11.0/export/ --conf-json \'{"migration_id": "m1"}\'',
         func="export_main",
     ),
     Command(
@@ -82,7 +82,7 @@ COMMANDS: tuple[Command, ...] = (
         "tools.metadata_cli",
         "import an export from S3 into an Airflow metadata database (the db_import DAG's code)",
         "mwaa-upgrade import --airflow-version 2.11.0 --sql-alchemy-conn postgresql+psycopg2://u@h/db "
-        "--bucket B --prefix data/migration/2.10.3_to_2.11.0/export/ --conf-json '{\"migration_id\": \"m1\"}'",
+        '--bucket B --prefix data/migration/2.10.3_to_2.11.0/export/ --conf-json \'{"migration_id": "m1"}\'',
         func="import_main",
     ),
 )

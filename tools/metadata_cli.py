@@ -55,8 +55,12 @@ def _interpreter(args: argparse.Namespace) -> str:
     from tools.dev import airflow_envs
 
     if not airflow_envs.is_ready(args.airflow_version):
-        print(f"installing Airflow {args.airflow_version} into {airflow_envs.venv_path(args.airflow_version)} "
-              "(once; cached for later runs)", file=sys.stderr, flush=True)
+        print(
+            f"installing Airflow {args.airflow_version} into {airflow_envs.venv_path(args.airflow_version)} "
+            "(once; cached for later runs)",
+            file=sys.stderr,
+            flush=True,
+        )
     return str(airflow_envs.ensure_venv(args.airflow_version))
 
 
@@ -75,8 +79,11 @@ def run(command: str, argv: list[str] | None) -> int:
         print()
         return subprocess.call([sys.executable, "-m", "mwaa_migration", "--help"], env=library_env())
     if not (args.airflow_version or args.python):
-        print(f"mwaa-upgrade {command}: error: --airflow-version V or --python PATH is required "
-              "(the database's own Airflow version runs the library)", file=sys.stderr)
+        print(
+            f"mwaa-upgrade {command}: error: --airflow-version V or --python PATH is required "
+            "(the database's own Airflow version runs the library)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         python = _interpreter(args)

@@ -1,6 +1,7 @@
 """migration.metadata: on by default; refused where a DAG cannot reach the metadata database
 (MWAA 3.x, ``metadata_db_from_tasks`` in the version table), with a message that names the
 supported path; off means the environment only."""
+
 from __future__ import annotations
 
 import copy
@@ -10,11 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.confighelpers import MINIMAL_STAGE, with_key
-
 from mwaa_common import versions
-from stacks.config import CONFIG_DIR
-from stacks.config import ConfigError, load_stage, metadata_stepping_stones
+from stacks.config import CONFIG_DIR, ConfigError, load_stage, metadata_stepping_stones
+from tests.confighelpers import MINIMAL_STAGE, with_key
 
 BASE = with_key(MINIMAL_STAGE, "target.creation", "clone")
 
@@ -52,9 +51,13 @@ def test_a_3x_target_with_metadata_names_the_supported_path(tmp_path, explicit):
     assert (err.path, err.value) == ("migration.metadata", True)
     text = str(err)
     assert text.startswith(f"{tmp_path / 't.yaml'}: migration.metadata: True is not allowed; ")
-    assert "db_import runs in the target's tasks, and on MWAA 3.0.6 (target.airflow_version) tasks cannot " \
-           "reach the metadata database" in text
-    assert "migrate blue/green to 2.11.0 with this tool (target.airflow_version: 2.11.0, migration.metadata: true)" in text
+    assert (
+        "db_import runs in the target's tasks, and on MWAA 3.0.6 (target.airflow_version) tasks cannot "
+        "reach the metadata database" in text
+    )
+    assert (
+        "migrate blue/green to 2.11.0 with this tool (target.airflow_version: 2.11.0, migration.metadata: true)" in text
+    )
     assert "2.11.0 -> 3.0.6 is an in-place upgrade, and MWAA migrates its own metadata database" in text
     assert "change target.airflow_version to 3.0.6 and set migration.metadata: false" in text
     assert "config/inplace-3x.example.yaml" in text
@@ -70,14 +73,23 @@ def test_a_2_11_source_may_also_go_in_place_itself(tmp_path):
 
 def test_a_3x_source_cannot_export(tmp_path):
     """db_export runs in the source: a 3.x source is refused even towards a 2.11 target."""
-    data = with_(source={"mode": "existing", "name": "src-env", "airflow_version": "3.0.6",
-                         "role_arn": "arn:aws:iam::111111111111:role/src",
-                         "dag_bucket_arn": "arn:aws:s3:::src-dags"})
+    data = with_(
+        source={
+            "mode": "existing",
+            "name": "src-env",
+            "airflow_version": "3.0.6",
+            "role_arn": "arn:aws:iam::111111111111:role/src",
+            "dag_bucket_arn": "arn:aws:s3:::src-dags",
+        }
+    )
     with pytest.raises(ConfigError) as e:
         load(tmp_path, data)
     assert e.value.path == "migration.metadata"
-    assert re.search(r"db_export runs in the source's tasks, and on MWAA 3\.0\.6 \(source\.airflow_version\) "
-                     r"tasks cannot reach the metadata database\. Set migration\.metadata: false", str(e.value))
+    assert re.search(
+        r"db_export runs in the source's tasks, and on MWAA 3\.0\.6 \(source\.airflow_version\) "
+        r"tasks cannot reach the metadata database\. Set migration\.metadata: false",
+        str(e.value),
+    )
     # the same stage without the metadata: a 3.x -> 2.11 copy of the environment
     data["migration"] = {"metadata": False}
     assert load(tmp_path, data).migration.metadata is False
@@ -93,8 +105,11 @@ def test_metadata_off_allows_a_3x_target_and_takes_the_runner_out(tmp_path):
 def test_metadata_off_needs_no_dag_schema(tmp_path):
     """3.2.1 has no schema in the DAGs: refused with the metadata on, fine without."""
     data = with_(source__airflow_version="2.11.0", target__airflow_version="3.2.1")
-    with pytest.raises(ConfigError, match=r"target\.airflow_version: '3\.2\.1' is not allowed; the metadata DAGs have "
-                                          r"no schema for it; .*or set migration\.metadata: false"):
+    with pytest.raises(
+        ConfigError,
+        match=r"target\.airflow_version: '3\.2\.1' is not allowed; the metadata DAGs have "
+        r"no schema for it; .*or set migration\.metadata: false",
+    ):
         load(tmp_path, data)
     data["migration"] = {"metadata": False}
     assert load(tmp_path, data).target.environment.airflow_version == "3.2.1"
@@ -113,12 +128,15 @@ def test_metadata_must_be_a_boolean(tmp_path, value):
         load(tmp_path, with_(migration={"metadata": value}))
 
 
-@pytest.mark.parametrize("source,target,expected", [
-    ("2.10.3", "3.0.6", ["2.11.0"]),   # 2.11.2 is image-only: not created by MWAA yet
-    ("2.7.2", "3.0.6", ["2.11.0"]),
-    ("2.11.0", "3.0.6", ["2.11.0"]),   # a same-version blue/green copy, then in place
-    ("2.10.3", "2.11.0", ["2.10.3"]),  # (never asked for: 2.11.0 takes the metadata itself)
-])
+@pytest.mark.parametrize(
+    "source,target,expected",
+    [
+        ("2.10.3", "3.0.6", ["2.11.0"]),  # 2.11.2 is image-only: not created by MWAA yet
+        ("2.7.2", "3.0.6", ["2.11.0"]),
+        ("2.11.0", "3.0.6", ["2.11.0"]),  # a same-version blue/green copy, then in place
+        ("2.10.3", "2.11.0", ["2.10.3"]),  # (never asked for: 2.11.0 takes the metadata itself)
+    ],
+)
 def test_stepping_stones_from_the_version_table(source, target, expected):
     assert metadata_stepping_stones(source, target) == expected
 
@@ -130,8 +148,11 @@ def test_no_stepping_stone_says_so(tmp_path, monkeypatch):
         table[v]["status"] = "retired"
     monkeypatch.setattr(versions, "VERSIONS", table)
     assert metadata_stepping_stones("2.10.3", "3.0.6") == []
-    with pytest.raises(ConfigError, match=r"No version in lambda/mwaa_common/versions\.py can both receive the "
-                                          r"metadata and be upgraded in place to 3\.0\.6"):
+    with pytest.raises(
+        ConfigError,
+        match=r"No version in lambda/mwaa_common/versions\.py can both receive the "
+        r"metadata and be upgraded in place to 3\.0\.6",
+    ):
         load(tmp_path, with_(target__airflow_version="3.0.6"))
 
 

@@ -3,21 +3,24 @@ import pytest
 from mwaa_common import versions as v
 
 
-@pytest.mark.parametrize("source,target,path", [
-    ("2.10.3", "2.11.0", "in_place"),
-    ("2.7.2", "2.10.3", "in_place"),
-    ("2.11.0", "3.0.6", "in_place"),
-    ("2.11.2", "3.0.6", "in_place"),
-    ("2.10.3", "3.0.6", "new_environment"),
-    ("2.7.2", "3.0.6", "new_environment"),
-    ("3.0.6", "2.11.0", "in_place"),
-    ("3.0.6", "2.10.3", "refused"),
-    ("2.11.0", "2.10.3", "refused"),
-    ("2.10.3", "2.10.3", "new_environment"),
-    ("1.10.12", "2.7.2", "new_environment"),
-    ("2.7.2", "1.10.12", "refused"),
-    ("1.10.12", "1.10.12", "refused"),
-])
+@pytest.mark.parametrize(
+    "source,target,path",
+    [
+        ("2.10.3", "2.11.0", "in_place"),
+        ("2.7.2", "2.10.3", "in_place"),
+        ("2.11.0", "3.0.6", "in_place"),
+        ("2.11.2", "3.0.6", "in_place"),
+        ("2.10.3", "3.0.6", "new_environment"),
+        ("2.7.2", "3.0.6", "new_environment"),
+        ("3.0.6", "2.11.0", "in_place"),
+        ("3.0.6", "2.10.3", "refused"),
+        ("2.11.0", "2.10.3", "refused"),
+        ("2.10.3", "2.10.3", "new_environment"),
+        ("1.10.12", "2.7.2", "new_environment"),
+        ("2.7.2", "1.10.12", "refused"),
+        ("1.10.12", "1.10.12", "refused"),
+    ],
+)
 def test_upgrade_paths(source, target, path):
     assert v.upgrade_path(source, target).path == path
 
@@ -38,13 +41,16 @@ def test_retired_version_is_not_creatable():
     v.check_creatable("3.0.6")
 
 
-@pytest.mark.parametrize("cls,kwargs,msg", [
-    ("mw1.micro", {"schedulers": 2}, r"schedulers=2 is outside mw1\.micro's schedulers range 1\.\.1"),
-    ("mw1.micro", {"max_workers": 3}, r"max_workers=3 .* range 1\.\.1"),
-    ("mw1.small", {"min_webservers": 1}, r"min_webservers=1 .* 2\.\.5"),
-    ("mw1.small", {"min_workers": 5, "max_workers": 2}, r"min_workers=5 is greater than max_workers=2"),
-    ("mw2.huge", {}, r"unknown environment class 'mw2\.huge'; allowed: mw1\.micro"),
-])
+@pytest.mark.parametrize(
+    "cls,kwargs,msg",
+    [
+        ("mw1.micro", {"schedulers": 2}, r"schedulers=2 is outside mw1\.micro's schedulers range 1\.\.1"),
+        ("mw1.micro", {"max_workers": 3}, r"max_workers=3 .* range 1\.\.1"),
+        ("mw1.small", {"min_webservers": 1}, r"min_webservers=1 .* 2\.\.5"),
+        ("mw1.small", {"min_workers": 5, "max_workers": 2}, r"min_workers=5 is greater than max_workers=2"),
+        ("mw2.huge", {}, r"unknown environment class 'mw2\.huge'; allowed: mw1\.micro"),
+    ],
+)
 def test_class_limits(cls, kwargs, msg):
     with pytest.raises(v.VersionError, match=msg):
         v.check_class(cls, **kwargs)

@@ -1,6 +1,7 @@
 """Stage keys the migration wiring added: an adopted source's DAG bucket, folder, key and
 webserver mode; migration.tables and migration.rerun_token. Bad input: one message naming
 the file, the field, the value and what is allowed."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,18 +9,25 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.confighelpers import with_key
-
 from stacks.config import ConfigError, load_stage
+from tests.confighelpers import with_key
 
 BASE = {
     "account": "111111111111",
     "region": "eu-west-1",
-    "network": {"mode": "create", "vpc_cidr": "10.1.0.0/16", "availability_zones": ["eu-west-1a", "eu-west-1b"],
-                "private_subnet_cidrs": ["10.1.0.0/20", "10.1.16.0/20"]},
-    "source": {"mode": "existing", "name": "old-env", "airflow_version": "2.8.1",
-               "role_arn": "arn:aws:iam::111111111111:role/service-role/mwaa-old",
-               "dag_bucket_arn": "arn:aws:s3:::old-env-dags"},
+    "network": {
+        "mode": "create",
+        "vpc_cidr": "10.1.0.0/16",
+        "availability_zones": ["eu-west-1a", "eu-west-1b"],
+        "private_subnet_cidrs": ["10.1.0.0/20", "10.1.16.0/20"],
+    },
+    "source": {
+        "mode": "existing",
+        "name": "old-env",
+        "airflow_version": "2.8.1",
+        "role_arn": "arn:aws:iam::111111111111:role/service-role/mwaa-old",
+        "dag_bucket_arn": "arn:aws:s3:::old-env-dags",
+    },
     "target": {"name": "tgt-env", "airflow_version": "2.11.0"},
 }
 KEY = "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -46,32 +54,64 @@ def test_adopted_source_defaults(tmp_path):
 
 
 def test_adopted_source_described_keys(tmp_path):
-    data = with_("source.dag_s3_path", "airflow/dags", with_("source.webserver_access_mode", "PUBLIC_ONLY",
-                 with_("source.dag_bucket_kms_key_arn", KEY, with_("target.webserver_access_mode", "PUBLIC_ONLY"))))
+    data = with_(
+        "source.dag_s3_path",
+        "airflow/dags",
+        with_(
+            "source.webserver_access_mode",
+            "PUBLIC_ONLY",
+            with_("source.dag_bucket_kms_key_arn", KEY, with_("target.webserver_access_mode", "PUBLIC_ONLY")),
+        ),
+    )
     cfg = load(tmp_path, data)
     assert cfg.source.environment.dag_s3_path == "airflow/dags"
     assert cfg.source.dag_bucket_kms_key_arn == KEY
     assert not cfg.runner_in_vpc  # both webservers public: the runner stays out of the VPC
 
 
-@pytest.mark.parametrize("path,value,field,allowed", [
-    ("source.dag_bucket_arn", ..., r"source\.dag_bucket_arn: None", r"this key is required"),
-    ("source.dag_bucket_arn", "old-env-dags", r"source\.dag_bucket_arn: 'old-env-dags'",
-     r"the environment's DAG bucket ARN \(its SourceBucketArn\)"),
-    ("source.dag_bucket_arn", "arn:aws:s3:::Bad_Bucket", r"source\.dag_bucket_arn", r"DAG bucket ARN"),
-    ("source.dag_bucket_kms_key_arn", "alias/mine", r"source\.dag_bucket_kms_key_arn: 'alias/mine'",
-     r"a KMS key ARN"),
-    ("source.dag_bucket_kms_key_arn", KEY.replace("eu-west-1", "us-east-1"), r"source\.dag_bucket_kms_key_arn",
-     r"a key in this stage's region eu-west-1 and account 111111111111"),
-    ("source.dag_s3_path", "/dags", r"source\.dag_s3_path: '/dags'", r"no leading or trailing '/'"),
-    ("source.dag_s3_path", "dags/", r"source\.dag_s3_path: 'dags/'", r"no leading or trailing '/'"),
-    ("source.webserver_access_mode", "VPC", r"source\.webserver_access_mode: 'VPC'", r"allowed: PRIVATE_ONLY, PUBLIC_ONLY"),
-    ("source.requirements", {"s3_path": "r.txt"}, r"source\.requirements", r"settings are only for source\.mode: create"),
-    ("migration.tables", ["dag", "Dag Run"], r"migration\.tables\[1\]: 'Dag Run'", r"metadata table name"),
-    ("migration.tables", ["dag", "dag"], r"migration\.tables: \['dag', 'dag'\]", r"each table at most once"),
-    ("migration.rerun_token", "x" * 65, r"migration\.rerun_token", r"1-64 printable characters"),
-    ("migration.rerun_token", 7, r"migration\.rerun_token: 7", r"expected str"),
-])
+@pytest.mark.parametrize(
+    "path,value,field,allowed",
+    [
+        ("source.dag_bucket_arn", ..., r"source\.dag_bucket_arn: None", r"this key is required"),
+        (
+            "source.dag_bucket_arn",
+            "old-env-dags",
+            r"source\.dag_bucket_arn: 'old-env-dags'",
+            r"the environment's DAG bucket ARN \(its SourceBucketArn\)",
+        ),
+        ("source.dag_bucket_arn", "arn:aws:s3:::Bad_Bucket", r"source\.dag_bucket_arn", r"DAG bucket ARN"),
+        (
+            "source.dag_bucket_kms_key_arn",
+            "alias/mine",
+            r"source\.dag_bucket_kms_key_arn: 'alias/mine'",
+            r"a KMS key ARN",
+        ),
+        (
+            "source.dag_bucket_kms_key_arn",
+            KEY.replace("eu-west-1", "us-east-1"),
+            r"source\.dag_bucket_kms_key_arn",
+            r"a key in this stage's region eu-west-1 and account 111111111111",
+        ),
+        ("source.dag_s3_path", "/dags", r"source\.dag_s3_path: '/dags'", r"no leading or trailing '/'"),
+        ("source.dag_s3_path", "dags/", r"source\.dag_s3_path: 'dags/'", r"no leading or trailing '/'"),
+        (
+            "source.webserver_access_mode",
+            "VPC",
+            r"source\.webserver_access_mode: 'VPC'",
+            r"allowed: PRIVATE_ONLY, PUBLIC_ONLY",
+        ),
+        (
+            "source.requirements",
+            {"s3_path": "r.txt"},
+            r"source\.requirements",
+            r"settings are only for source\.mode: create",
+        ),
+        ("migration.tables", ["dag", "Dag Run"], r"migration\.tables\[1\]: 'Dag Run'", r"metadata table name"),
+        ("migration.tables", ["dag", "dag"], r"migration\.tables: \['dag', 'dag'\]", r"each table at most once"),
+        ("migration.rerun_token", "x" * 65, r"migration\.rerun_token", r"1-64 printable characters"),
+        ("migration.rerun_token", 7, r"migration\.rerun_token: 7", r"expected str"),
+    ],
+)
 def test_bad_values_name_field_value_and_allowed(tmp_path, path, value, field, allowed):
     with pytest.raises(ConfigError, match=rf"t\.yaml: {field}.*{allowed}"):
         load(tmp_path, with_(path, value))

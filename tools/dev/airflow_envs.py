@@ -12,6 +12,7 @@ reachable from our machines, so the pins a version needs without them are listed
 
 CLI: ``python tools/dev/airflow_envs.py ensure 2.7.2 3.0.6 ...`` / ``migrate V URL``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,11 @@ def requirements(version: str) -> list[str]:
 
 
 def _spec(version: str) -> dict:
-    return {"spec": SPEC_VERSION, "requirements": requirements(version),
-            "python": f"{sys.version_info.major}.{sys.version_info.minor}"}
+    return {
+        "spec": SPEC_VERSION,
+        "requirements": requirements(version),
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+    }
 
 
 @contextmanager
@@ -138,8 +142,18 @@ def ensure_venv(version: str, *, quiet: bool = True, progress: Callable[[str], N
         reqs = requirements(version)
         steps = (
             (f"venv {version}: creating {path}", [_base_python(), "-m", "venv", str(path)]),
-            (f"venv {version}: installing {' '.join(reqs)}",
-             [str(path / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", *reqs]),
+            (
+                f"venv {version}: installing {' '.join(reqs)}",
+                [
+                    str(path / "bin" / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--no-input",
+                    *reqs,
+                ],
+            ),
         )
         for line, argv in steps:
             progress(line)
@@ -150,28 +164,38 @@ def ensure_venv(version: str, *, quiet: bool = True, progress: Callable[[str], N
                 why = f"exit {exc.returncode}" if isinstance(exc, subprocess.CalledProcessError) else str(exc)
                 raise RuntimeError(
                     f"venv {version}: {line.split(': ', 1)[1]} failed ({why}); full output: {log}; "
-                    f"last lines:\n{_tail(log)}") from None
+                    f"last lines:\n{_tail(log)}"
+                ) from None
         (path / ".complete").write_text(json.dumps(_spec(version)))
         progress(f"venv {version}: ready")
     return path
 
 
-def airflow_env(version: str, db_url: str | None = None, *, fernet_key: str | None = None,
-                home: Path | None = None, extra: dict | None = None) -> dict:
+def airflow_env(
+    version: str,
+    db_url: str | None = None,
+    *,
+    fernet_key: str | None = None,
+    home: Path | None = None,
+    extra: dict | None = None,
+) -> dict:
     """Environment for running that version's Airflow against ``db_url``."""
     home = home or (REPO / ".cache" / "airflow-home" / version)
     home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("AIRFLOW") and k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__CORE__FERNET_KEY": fernet_key or FERNET_KEY_DEFAULT,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        "PATH": f"{venv_path(version) / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
-    })
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k not in ("PYTHONPATH", "VIRTUAL_ENV")
+    }
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__CORE__FERNET_KEY": fernet_key or FERNET_KEY_DEFAULT,
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "PATH": f"{venv_path(version) / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
+        }
+    )
     if db_url:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = db_url
     if extra:
@@ -179,17 +203,26 @@ def airflow_env(version: str, db_url: str | None = None, *, fernet_key: str | No
     return env
 
 
-def run_python(version: str, args: list[str], *, db_url: str | None = None,
-               fernet_key: str | None = None, env_extra: dict | None = None,
-               check: bool = True, capture: bool = True, **kw) -> subprocess.CompletedProcess:
+def run_python(
+    version: str,
+    args: list[str],
+    *,
+    db_url: str | None = None,
+    fernet_key: str | None = None,
+    env_extra: dict | None = None,
+    check: bool = True,
+    capture: bool = True,
+    **kw,
+) -> subprocess.CompletedProcess:
     ensure_venv(version)
     env = airflow_env(version, db_url, fernet_key=fernet_key, extra=env_extra)
-    proc = subprocess.run([str(python(version))] + args, env=env, text=True,
-                          capture_output=capture, **kw)
+    proc = subprocess.run([str(python(version))] + args, env=env, text=True, capture_output=capture, **kw)
     if check and proc.returncode != 0:
-        raise RuntimeError(f"airflow {version}: {' '.join(args)[:200]} exited {proc.returncode}\n"
-                           f"--- stdout ---\n{(proc.stdout or '')[-4000:]}\n"
-                           f"--- stderr ---\n{(proc.stderr or '')[-8000:]}")
+        raise RuntimeError(
+            f"airflow {version}: {' '.join(args)[:200]} exited {proc.returncode}\n"
+            f"--- stdout ---\n{(proc.stdout or '')[-4000:]}\n"
+            f"--- stderr ---\n{(proc.stderr or '')[-8000:]}"
+        )
     return proc
 
 

@@ -10,6 +10,7 @@ worth an fsync.
 
 CLI: ``python tools/dev/pgcluster.py ensure|url|createdb [--template T] NAME|dropdb NAME|stop``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,11 +48,18 @@ def _usable_by_owner(ddir: Path) -> Path:
         return ddir
     parent = ddir.parent
     parent.mkdir(parents=True, exist_ok=True)
-    ok = subprocess.run(["runuser", "-u", SUPERUSER, "--", "test", "-x", str(parent)],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    ok = (
+        subprocess.run(
+            ["runuser", "-u", SUPERUSER, "--", "test", "-x", str(parent)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ).returncode
+        == 0
+    )
     if ok:
         return ddir
     import hashlib
+
     return Path("/tmp") / f"mwaa-upgrade-pg-{hashlib.sha256(str(REPO).encode()).hexdigest()[:10]}"
 
 
@@ -64,8 +72,10 @@ def _accepts(p: int) -> bool:
 
 
 def _bindir() -> Path | None:
-    cands = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-                   key=lambda d: int(Path(d).parent.name) if Path(d).parent.name.isdigit() else 0)
+    cands = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda d: int(Path(d).parent.name) if Path(d).parent.name.isdigit() else 0,
+    )
     for d in reversed(cands):
         if (Path(d) / "initdb").exists() and (Path(d) / "pg_ctl").exists():
             return Path(d)
@@ -77,8 +87,10 @@ def _bindir() -> Path | None:
 
 def _install() -> Path:
     if os.geteuid() != 0:
-        raise RuntimeError("PostgreSQL binaries (initdb, pg_ctl) are missing and we are not root: "
-                           "install the 'postgresql' package (PostgreSQL 15)")
+        raise RuntimeError(
+            "PostgreSQL binaries (initdb, pg_ctl) are missing and we are not root: "
+            "install the 'postgresql' package (PostgreSQL 15)"
+        )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env=env)
@@ -132,20 +144,49 @@ def ensure() -> dict:
                 pw = pwd.getpwnam(SUPERUSER)
                 os.chown(ddir, pw.pw_uid, pw.pw_gid)
             os.chmod(ddir, 0o700)
-            subprocess.run(_as_owner([str(bindir / "initdb"), "-D", str(ddir), "-U", SUPERUSER,
-                                      "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                _as_owner(
+                    [
+                        str(bindir / "initdb"),
+                        "-D",
+                        str(ddir),
+                        "-U",
+                        SUPERUSER,
+                        "--auth=trust",
+                        "-E",
+                        "UTF8",
+                        "--locale=C.UTF-8",
+                    ]
+                ),
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             with open(ddir / "postgresql.auto.conf", "a") as fh:
-                fh.write("\n# throwaway test cluster: no durability, local TCP only\n"
-                         f"listen_addresses = '{HOST}'\nport = {p}\n"
-                         f"unix_socket_directories = '{ddir}'\n"
-                         "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-                         "max_connections = 200\nshared_buffers = 256MB\n")
+                fh.write(
+                    "\n# throwaway test cluster: no durability, local TCP only\n"
+                    f"listen_addresses = '{HOST}'\nport = {p}\n"
+                    f"unix_socket_directories = '{ddir}'\n"
+                    "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                    "max_connections = 200\nshared_buffers = 256MB\n"
+                )
             with open(ddir / "pg_hba.conf", "w") as fh:
                 fh.write("local all all trust\nhost all all 127.0.0.1/32 trust\n")
-        started = subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(ddir), "-l",
-                                            str(ddir / "server.log"), "-o", f"-p {p}", "-w", "start"]),
-                                 stdout=subprocess.DEVNULL)
+        started = subprocess.run(
+            _as_owner(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(ddir),
+                    "-l",
+                    str(ddir / "server.log"),
+                    "-o",
+                    f"-p {p}",
+                    "-w",
+                    "start",
+                ]
+            ),
+            stdout=subprocess.DEVNULL,
+        )
         if started.returncode != 0 and not _accepts(p):
             # (another clone may have started its own server on this port meanwhile: reuse it)
             raise RuntimeError(f"pg_ctl start failed for {ddir}; see {ddir / 'server.log'}")
@@ -157,8 +198,7 @@ def stop() -> None:
     ddir = _usable_by_owner(data_dir())
     bindir = _bindir()
     if bindir and (ddir / "postmaster.pid").exists():
-        subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(ddir), "-m", "fast", "stop"]),
-                       check=False)
+        subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(ddir), "-m", "fast", "stop"]), check=False)
 
 
 def params(dbname: str = "postgres") -> dict:
@@ -171,6 +211,7 @@ def url(dbname: str = "postgres", driver: str = "postgresql+psycopg2") -> str:
 
 def _admin():
     import psycopg2
+
     conn = psycopg2.connect(**params())
     conn.autocommit = True
     return conn
@@ -193,8 +234,7 @@ def unique_name(prefix: str = "t") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-def create_database(name: str | None = None, *, template: str | None = None,
-                    prefix: str = "t") -> str:
+def create_database(name: str | None = None, *, template: str | None = None, prefix: str = "t") -> str:
     """Create a database (optionally a copy of ``template``); return its name."""
     ensure()
     name = name or unique_name(prefix)
@@ -204,8 +244,11 @@ def create_database(name: str | None = None, *, template: str | None = None,
             sql = f'CREATE DATABASE "{name}"'
             if template:
                 # a template must have no other sessions; end idle ones left behind
-                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = %s AND pid <> pg_backend_pid()", (template,))
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (template,),
+                )
                 sql += f' TEMPLATE "{template}"'
             cur.execute(sql)
     finally:
@@ -228,8 +271,10 @@ def drop_database(name: str) -> None:
     conn = _admin()
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
             cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
     finally:
         conn.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from mwaa_common import versions as V
@@ -63,13 +64,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def validate(args: argparse.Namespace, environ: dict | None = None) -> dict:
+def validate(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> dict:
     """Check the flags (and what they point at) before anything is started.
 
     Returns the plan: mode, versions, rows, source key, manifest (for --from-export).
     Raises UsageError with one clear message.
     """
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     plan: dict = {"keep": args.keep, "report": args.report, "target": args.target_version}
     if args.rows is not None and (args.source_db or args.from_export):
         raise UsageError(
@@ -106,7 +107,7 @@ def validate(args: argparse.Namespace, environ: dict | None = None) -> dict:
     checks.check_pair(source, args.target_version)
     plan["source"] = source
     if args.source_db:
-        key = key if key is not None else environ.get("AIRFLOW__CORE__FERNET_KEY") or None
+        key = key if key is not None else env.get("AIRFLOW__CORE__FERNET_KEY") or None
         conn = checks.connect(args.source_db)
         try:
             checks.check_revision("--source-version", source, checks.alembic_revision(conn), url=args.source_db)
