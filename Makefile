@@ -17,7 +17,7 @@ STAGES ?= $(sort $(basename $(notdir $(wildcard config/*.yaml))))
 # every shipped pipeline: config/pipelines/<name>.yaml
 PIPELINES ?= $(sort $(basename $(notdir $(wildcard config/pipelines/*.yaml))))
 
-.PHONY: lint venv node test test-metadata bench-metadata synth review rehearse clean
+.PHONY: lint venv node test test-metadata bench-metadata synth review rehearse datapipeline clean
 
 # Quiet builds: one progress line per step; each step's whole output goes to $(VENV_LOG), whose
 # name and last lines (without pip's warnings about this machine's index configuration) are
@@ -116,3 +116,8 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# AWS Data Pipeline definition -> Airflow DAG + report (README "AWS Data Pipeline"); flags through ARGS, e.g.
+# make datapipeline ARGS="convert pipeline.json --out dags/ --target-version 2.11.0"
+datapipeline: venv
+	$(PY) -m tools.datapipeline $(ARGS)

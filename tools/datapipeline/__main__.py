@@ -1,0 +1,5 @@
+import sys
+
+from tools.datapipeline.cli import main
+
+sys.exit(main())
