@@ -120,4 +120,4 @@ lint: venv
 # AWS Data Pipeline definition -> Airflow DAG + report (README "AWS Data Pipeline"); flags through ARGS, e.g.
 # make datapipeline ARGS="convert pipeline.json --out dags/ --target-version 2.11.0"
 datapipeline: venv
-	$(PY) -m tools.datapipeline $(ARGS)
+	$(MWAA_UPGRADE) datapipeline $(ARGS)

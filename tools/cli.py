@@ -70,6 +70,12 @@ COMMANDS: tuple[Command, ...] = (
         "--key data/migration/2.10.3_to_2.11.0/export/ID/report.json",
     ),
     Command(
+        "datapipeline",
+        "tools.datapipeline.cli",
+        "convert an AWS Data Pipeline definition into an Airflow DAG for MWAA, with a report",
+        "mwaa-upgrade datapipeline convert pipeline.json --out dags/ --target-version 2.11.0",
+    ),
+    Command(
         "export",
         "tools.metadata_cli",
         "export an Airflow metadata database to S3 (the db_export DAG's code, run in an Airflow venv)",

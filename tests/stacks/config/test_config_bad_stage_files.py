@@ -295,4 +295,4 @@ def test_app_prints_one_line_and_exits_2(tmp_path, case):
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("config error: "), p.stderr
     assert "Traceback" not in p.stderr and SECRET not in p.stderr
-    assert not (tmp_path / "out").exists()  # refused before anything was synthesized
+    assert not list(tmp_path.glob("out/**/*.json"))  # refused before anything was synthesized
