@@ -91,6 +91,8 @@ def convert(args: argparse.Namespace) -> int:
     json_path = md_path.with_suffix(".json")
     report = as_dict(dag_plan, dag_file=dag_file.name, source=args.definition.name)
     outputs = {dag_file: render(dag_plan), md_path: as_markdown(report), json_path: as_json(report)}
+    for path in outputs:
+        _check_overwrite(path)
     _write_all(outputs)
     s = report["summary"]
     print(
@@ -99,6 +101,20 @@ def convert(args: argparse.Namespace) -> int:
         f"report {md_path} [{time.perf_counter() - started:.2f}s]"
     )
     return 0
+
+
+def _check_overwrite(path: Path) -> None:
+    """A file this command did not write is never overwritten (a re-run replaces its own output)."""
+    if not path.exists():
+        return
+    head = path.read_text(encoding="utf-8", errors="replace")[:400]
+    if path.suffix == ".py" and "converted from an AWS Data Pipeline definition" in head:
+        return
+    if path.suffix == ".md" and head.startswith("# Data Pipeline conversion:"):
+        return
+    if path.suffix == ".json" and '"dag_file"' in head:
+        return
+    raise DefinitionError(f"{path}: exists and was not written by this converter; choose another --out or --dag-id")
 
 
 def _write_all(outputs: dict[Path, str]) -> None:

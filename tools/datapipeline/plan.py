@@ -90,15 +90,6 @@ def _ident(text: str, taken: set[str]) -> str:
     return name
 
 
-def _task_id(text: str, taken: set[str]) -> str:
-    base = re.sub(r"[^0-9A-Za-z_.-]+", "_", text).strip("_")[:200] or "task"
-    name, n = base, 2
-    while name in taken:
-        name, n = f"{base}_{n}", n + 1
-    taken.add(name)
-    return name
-
-
 def _s3_split(url: str) -> tuple[str, str]:
     rest = url.removeprefix("s3://").removeprefix("s3n://")
     bucket, _, key = rest.partition("/")
@@ -120,7 +111,6 @@ class Planner:
         self.edges: set[tuple[str, str]] = set()
         self.imports: set[tuple[str, str]] = set()
         self.entries = {o.id: Entry(o.id, o.type) for o in pipeline.objects.values()}
-        self.task_ids: set[str] = set()
         self.vars: set[str] = set()
         self.notifiers: dict[str, Call] = {}
         self.notifier_vars: dict[str, str] = {}
@@ -174,8 +164,10 @@ class Planner:
         return param.default if param else None
 
     def add(self, obj: PipelineObject, suffix: str, operator: str, kwargs: dict[str, Any]) -> Task:
-        task_id = _task_id(obj.id + suffix, self.task_ids)
-        task = Task(task_id, _ident(task_id, self.vars), self.use(operator), {"task_id": task_id, **kwargs}, obj.id)
+        # the task id is the variable name (snake case of the object id), as ruff's AIR001 wants;
+        # the report maps each object id to its task ids
+        task_id = _ident(obj.id + suffix, self.vars)
+        task = Task(task_id, task_id, self.use(operator), {"task_id": task_id, **kwargs}, obj.id)
         self.tasks.append(task)
         self.by_id[task_id] = task
         self.entries[obj.id].became.append(f"{task_id} ({operator})")
@@ -202,7 +194,7 @@ class Planner:
     # ---- main ----------------------------------------------------------------------------
     def plan(self) -> DagPlan:
         sched_obj = self._pipeline_schedule()
-        sched = plan_schedule(self.default, sched_obj)
+        sched = plan_schedule(self.default, sched_obj, explicit_intervals=self.af3)
         self.imports |= sched.imports
         params, secrets = self._params()
         self.ctx = Context(
@@ -718,7 +710,7 @@ class Planner:
             return self._placeholder(obj, entry, f"{obj.type} has no step to run")
         create, terminate, done = self._cluster_tasks(cluster, cluster_overrides)
         steps = [self._render_step(obj, s, entry) for s in steps]
-        job_flow = f"{{{{ task_instance.xcom_pull(task_ids='{create}') }}}}"
+        job_flow = Code(f"{create}.output")
         add = self.add(obj, "_add_steps", "EmrAddStepsOperator", {"job_flow_id": job_flow, "steps": steps})
         watch = self.add(
             obj,
@@ -759,7 +751,7 @@ class Planner:
         overrides, todos = overrides_of(self.p, cluster)
         entry.todos.extend(todos)
         create = self.add(cluster, "_create", "EmrCreateJobFlowOperator", {"job_flow_overrides": overrides})
-        job_flow = f"{{{{ task_instance.xcom_pull(task_ids='{create.task_id}') }}}}"
+        job_flow = Code(f"{create.task_id}.output")
         terminate = self.add(
             cluster,
             "_terminate",

@@ -99,7 +99,11 @@ def cron_for(period: Period, start: datetime) -> str | None:
     return None
 
 
-def plan_schedule(default: PipelineObject | None, schedule: PipelineObject | None) -> DagSchedule:
+def plan_schedule(
+    default: PipelineObject | None, schedule: PipelineObject | None, *, explicit_intervals: bool = False
+) -> DagSchedule:
+    """``explicit_intervals``: name the data-interval timetables (Airflow 3 turns a bare cron
+    string into a trigger timetable, which would move @scheduledStartTime to the period's end)."""
     style = (default.get("scheduleType") if default else None) or (schedule.get("scheduleType") if schedule else None)
     style = (style or "").lower()
     if style == "ondemand" or schedule is None:
@@ -128,13 +132,13 @@ def plan_schedule(default: PipelineObject | None, schedule: PipelineObject | Non
             f"startAt FIRST_ACTIVATION_DATE_TIME: start_date {FIRST_ACTIVATION_START} with catchup=False, so the "
             "first run is the latest period before the DAG is unpaused"
         )
-    result = _timetable(style, period, start, schedule)
+    result = _timetable(style, period, start, schedule, explicit_intervals)
     result.notes[:0] = notes
     _end(result, schedule, period, start)
     return result
 
 
-def _timetable(style: str, period: Period, start: datetime, schedule: PipelineObject) -> DagSchedule:
+def _timetable(style: str, period: Period, start: datetime, schedule: PipelineObject, explicit: bool) -> DagSchedule:
     cron = cron_for(period, start)
     delta = period.timedelta_code()
     if style == "cron" and cron is not None:
@@ -152,8 +156,13 @@ def _timetable(style: str, period: Period, start: datetime, schedule: PipelineOb
     result = DagSchedule(schedule=None, start=start, end=None, times=TimeVars())
     if cron is not None:
         result.schedule = f'"{cron}"'
+        if explicit:
+            result.schedule = f'CronDataIntervalTimetable("{cron}", timezone="UTC")'
+            result.imports.add(("airflow.timetables.interval", "CronDataIntervalTimetable"))
     elif delta is not None:
-        result.schedule = delta
+        result.schedule = f"DeltaDataIntervalTimetable({delta})" if explicit else delta
+        if explicit:
+            result.imports.add(("airflow.timetables.interval", "DeltaDataIntervalTimetable"))
         result.imports.add(("datetime", "timedelta"))
     else:
         result.todos.append(

@@ -27,6 +27,10 @@ if str(REPO) not in sys.path:
 from tools.datapipeline.providers import pins, requirements  # noqa: E402
 
 SPEC_VERSION = 1
+# Resolver hints, not MWAA facts: without Airflow's constraints file pip backtracks for hours
+# through sagemaker-studio releases (an Amazon provider dependency) whose newest need
+# SQLAlchemy 2, which Airflow 3.0 does not allow; 1.0.27 is what resolves for 2.11.0.
+HINTS: dict[str, tuple[str, ...]] = {"3.0.6": ("sagemaker-studio==1.0.27",)}
 # Load script run inside the venv: prints one JSON document describing every DAG of a folder.
 LOADER = r"""
 import json, sys, types
@@ -118,7 +122,11 @@ def venv_path(target: str) -> Path:
 
 
 def _spec(target: str) -> dict:
-    return {"spec": SPEC_VERSION, "python": pins(target).python, "requirements": requirements(target)}
+    return {"spec": SPEC_VERSION, "python": pins(target).python, "requirements": _requirements(target)}
+
+
+def _requirements(target: str) -> list[str]:
+    return [*requirements(target), *HINTS.get(target, ())]
 
 
 def _ready(target: str) -> bool:
@@ -152,10 +160,10 @@ def ensure(target: str) -> Path:
             return path
         shutil.rmtree(path, ignore_errors=True)
         subprocess.run([_base_python(pins(target).python), "-m", "venv", str(path)], check=True)
-        cmd = [str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--no-input", *requirements(target)]
+        cmd = [str(path / "bin" / "python"), "-m", "pip", "install", "-q", "--no-input", *_requirements(target)]
         if subprocess.run(cmd).returncode != 0:
             shutil.rmtree(path, ignore_errors=True)
-            raise RuntimeError(f"installing {' '.join(requirements(target))} into {path} failed")
+            raise RuntimeError(f"installing {' '.join(_requirements(target))} into {path} failed")
         (path / ".complete").write_text(json.dumps(_spec(target)))
     return path
 

@@ -216,3 +216,14 @@ def test_docs_list_every_object_type():
     doc = (REPO / "docs" / "datapipeline.md").read_text()
     for name, obj in OBJECT_TYPES.items():
         assert f"| `{name}` | {obj.role} | {obj.becomes} |" in doc, name
+
+
+def test_rerun_replaces_its_own_output_but_never_a_foreign_file(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["convert", str(FIXTURES / "shell_on_ec2.json"), "--out", str(out)]
+    assert main(args) == 0 and main(args) == 0  # idempotent re-run
+    (out / "mine.py").write_text("print('hand written')\n")
+    assert main([*args, "--dag-id", "mine"]) == 2
+    assert "mine.py: exists and was not written by this converter" in capsys.readouterr().err
+    assert (out / "mine.py").read_text() == "print('hand written')\n"
+    assert not (out / "mine.report.md").exists()

@@ -15,7 +15,7 @@ from dp_helpers import FIXTURES, large_definition
 from tools.datapipeline import main
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
-TARGETS = ["2.11.0"]
+TARGETS = ["2.11.0", "3.0.6"]
 
 
 @pytest.fixture(scope="module", params=TARGETS)
@@ -38,6 +38,13 @@ def _upstream(dag: dict) -> dict[str, list[str]]:
     return {tid: t["upstream"] for tid, t in dag["tasks"].items()}
 
 
+def test_airflow_3_dags_import_nothing_removed_in_3(bag):
+    for dag in bag["dags"].values():
+        for task in dag["tasks"].values():
+            if bag["target"].startswith("3."):
+                assert not task["module"].startswith(("airflow.operators.", "airflow.sensors.")), task["module"]
+
+
 def test_no_jinja_outside_template_fields(bag):
     for dag_id, dag in bag["dags"].items():
         for tid, task in dag["tasks"].items():
@@ -47,15 +54,15 @@ def test_no_jinja_outside_template_fields(bag):
 def test_shell_activities_on_ec2_with_default_retries_alarm_and_params(bag):
     dag = bag["dags"]["shell_on_ec2"]
     assert {t: v["operator"] for t, v in dag["tasks"].items()} == {
-        "Extract": "BashOperator",
-        "Transform": "BashOperator",
-        "Publish": "BashOperator",
+        "extract": "BashOperator",
+        "transform": "BashOperator",
+        "publish": "BashOperator",
     }
-    assert _upstream(dag) == {"Extract": [], "Transform": ["Extract"], "Publish": ["Transform"]}
+    assert _upstream(dag) == {"extract": [], "transform": ["extract"], "publish": ["transform"]}
     assert dag["timetable"] == "CronTriggerTimetable" and dag["schedule"] == "30 3 * * *"
     assert dag["start_date"].startswith("2024-03-01T03:30:00") and dag["end_date"].startswith("2025-03-01T03:30:00")
     assert dag["catchup"] is False
-    extract, transform = dag["tasks"]["Extract"], dag["tasks"]["Transform"]
+    extract, transform = dag["tasks"]["extract"], dag["tasks"]["transform"]
     assert (extract["retries"], extract["retry_delay"]) == (2, 600.0)
     assert (transform["retries"], transform["execution_timeout"]) == (4, 7200.0)
     assert all(t["on_failure_callback"] for t in dag["tasks"].values())
@@ -69,67 +76,70 @@ def test_s3_copy_with_key_and_prefix_preconditions_hourly_timeseries(bag):
     dag = bag["dags"]["s3_copy_hourly"]
     ops = {t: v["operator"] for t, v in dag["tasks"].items()}
     assert ops == {
-        "ArchivePrefixExists": "S3KeySensor",
-        "IncomingFileReady": "S3KeySensor",
-        "CopyToArchive": "S3CopyObjectOperator",
+        "archive_prefix_exists": "S3KeySensor",
+        "incoming_file_ready": "S3KeySensor",
+        "copy_to_archive": "S3CopyObjectOperator",
     }
-    assert _upstream(dag)["CopyToArchive"] == ["ArchivePrefixExists", "IncomingFileReady"]
+    assert _upstream(dag)["copy_to_archive"] == ["archive_prefix_exists", "incoming_file_ready"]
     assert dag["timetable"] == "CronDataIntervalTimetable" and dag["schedule"] == "15 * * * *"
     # 48 occurrences: the last period starts 47 hours after the first
     assert dag["start_date"].startswith("2024-01-01T00:15:00") and dag["end_date"].startswith("2024-01-02T23:15:00")
-    copy = dag["tasks"]["CopyToArchive"]
+    copy = dag["tasks"]["copy_to_archive"]
     assert (copy["retries"], copy["retry_delay"]) == (1, 300.0)
     assert copy["rendered"]["source_bucket_key"] == "s3://example-landing/orders/2024/03/01/03/orders.csv"
     assert copy["rendered"]["dest_bucket_key"] == "s3://example-archive/orders/2024-03-01-03.csv"
-    ready = dag["tasks"]["IncomingFileReady"]
+    ready = dag["tasks"]["incoming_file_ready"]
     assert (ready["timeout"], ready["mode"]) == (1800, "reschedule")
-    assert dag["tasks"]["ArchivePrefixExists"]["rendered"]["bucket_key"] == "s3://example-archive/orders/*"
+    assert dag["tasks"]["archive_prefix_exists"]["rendered"]["bucket_key"] == "s3://example-archive/orders/*"
 
 
 def test_sql_activities_on_rds_and_jdbc_and_sql_to_s3_copy_ondemand(bag):
     dag = bag["dags"]["sql_rds_jdbc"]
     ops = {t: v["operator"] for t, v in dag["tasks"].items()}
     assert ops == {
-        "DbIsUp": "BashSensor",
-        "RefreshSummary": "SQLExecuteQueryOperator",
-        "ExportSummary": "SqlToS3Operator",
-        "MarkDone": "SQLExecuteQueryOperator",
+        "db_is_up": "BashSensor",
+        "refresh_summary": "SQLExecuteQueryOperator",
+        "export_summary": "SqlToS3Operator",
+        "mark_done": "SQLExecuteQueryOperator",
     }
     assert _upstream(dag) == {
-        "DbIsUp": [],
-        "RefreshSummary": ["DbIsUp"],
-        "ExportSummary": ["RefreshSummary"],
-        "MarkDone": ["RefreshSummary"],
+        "db_is_up": [],
+        "refresh_summary": ["db_is_up"],
+        "export_summary": ["refresh_summary"],
+        "mark_done": ["refresh_summary"],
     }
     assert dag["timetable"] == "NullTimetable" and dag["start_date"] is None
-    refresh = dag["tasks"]["RefreshSummary"]
+    refresh = dag["tasks"]["refresh_summary"]
     assert (refresh["retries"], refresh["execution_timeout"]) == (3, 2700.0)
     assert refresh["rendered"]["conn_id"] == "orders_db"
-    assert dag["tasks"]["MarkDone"]["rendered"]["conn_id"] == "legacy_db"
-    assert dag["tasks"]["ExportSummary"]["rendered"]["s3_bucket"] == "example-exports"
+    assert dag["tasks"]["mark_done"]["rendered"]["conn_id"] == "legacy_db"
+    assert dag["tasks"]["export_summary"]["rendered"]["s3_bucket"] == "example-exports"
 
 
 def test_redshift_copy_upsert_with_sla_and_alarms_weekly(bag):
     dag = bag["dags"]["redshift_copy_weekly"]
     ops = {t: v["operator"] for t, v in dag["tasks"].items()}
     assert ops == {
-        "SalesStaged": "S3KeySensor",
-        "LoadSales": "S3ToRedshiftOperator",
-        "Vacuum": "RedshiftDataOperator",
-        "KeepOld": "EmptyOperator",
+        "sales_staged": "S3KeySensor",
+        "load_sales": "S3ToRedshiftOperator",
+        "vacuum": "RedshiftDataOperator",
+        "keep_old": "EmptyOperator",
     }
     assert _upstream(dag) == {
-        "SalesStaged": [],
-        "LoadSales": ["SalesStaged"],
-        "Vacuum": ["LoadSales"],
-        "KeepOld": ["SalesStaged", "Vacuum"],
+        "sales_staged": [],
+        "load_sales": ["sales_staged"],
+        "vacuum": ["load_sales"],
+        "keep_old": ["sales_staged", "vacuum"],
     }
     assert dag["timetable"] == "CronDataIntervalTimetable" and dag["schedule"] == "0 6 * * 0"
-    load = dag["tasks"]["LoadSales"]
-    assert (load["retries"], load["retry_delay"], load["sla"]) == (2, 900.0, 7200.0)
+    load = dag["tasks"]["load_sales"]
+    assert (load["retries"], load["retry_delay"]) == (2, 900.0)
     assert load["on_success_callback"] and load["on_failure_callback"]
-    assert dag["sla_miss_callback"] is True
-    assert dag["tasks"]["Vacuum"]["retries"] == 0
+    if bag["target"].startswith("2."):
+        assert (load["sla"], dag["sla_miss_callback"]) == (7200.0, True)
+    else:  # Airflow 3.0 has no SLAs: a TODO in the DAG and the report instead
+        assert (load["sla"], dag["sla_miss_callback"]) == (None, False)
+    assert dag["tasks"]["vacuum"]["retries"] == 0
     rendered = load["rendered"]
     assert (rendered["schema"], rendered["table"], rendered["s3_bucket"]) == (
         "sales",
@@ -142,31 +152,33 @@ def test_redshift_copy_upsert_with_sla_and_alarms_weekly(bag):
 def test_emr_cluster_with_emr_hive_pig_hadoop_steps(bag):
     dag = bag["dags"]["emr_cluster_api"]
     ops = {t: v["operator"] for t, v in dag["tasks"].items()}
-    assert ops["Cluster_create"] == "EmrCreateJobFlowOperator"
-    assert ops["Cluster_terminate"] == "EmrTerminateJobFlowOperator"
-    for act in ("Ingest", "Aggregate", "Score", "Publish"):
+    assert ops["cluster_create"] == "EmrCreateJobFlowOperator"
+    assert ops["cluster_terminate"] == "EmrTerminateJobFlowOperator"
+    for act in ("ingest", "aggregate", "score", "publish"):
         assert ops[f"{act}_add_steps"] == "EmrAddStepsOperator" and ops[f"{act}_watch_step"] == "EmrStepSensor"
     up = _upstream(dag)
-    assert up["Ingest_add_steps"] == ["Cluster_create"]
-    assert up["Aggregate_add_steps"] == ["Cluster_create", "Ingest_watch_step"]
-    assert up["Publish_add_steps"] == ["Aggregate_watch_step", "Cluster_create", "Score_watch_step"]
-    watches = sorted(f"{a}_watch_step" for a in ("Ingest", "Aggregate", "Score", "Publish"))
-    assert up["Cluster_terminate"] == watches and up["Cluster_steps_done"] == watches
-    assert dag["tasks"]["Cluster_terminate"]["trigger_rule"] == "all_done"
+    assert up["ingest_add_steps"] == ["cluster_create"]
+    assert up["aggregate_add_steps"] == ["cluster_create", "ingest_watch_step"]
+    assert up["publish_add_steps"] == ["aggregate_watch_step", "cluster_create", "score_watch_step"]
+    watches = sorted(f"{a}_watch_step" for a in ("ingest", "aggregate", "score", "publish"))
+    assert up["cluster_terminate"] == sorted(["cluster_create", *watches])  # job_flow_id=cluster_create.output
+    assert up["cluster_steps_done"] == watches
+    assert dag["tasks"]["cluster_terminate"]["trigger_rule"] == "all_done"
     assert dag["timetable"] == "CronTriggerTimetable" and dag["schedule"] == "0 2-23/6 * * *"
-    publish = dag["tasks"]["Publish_add_steps"]
+    publish = dag["tasks"]["publish_add_steps"]
     assert (publish["retries"], publish["retry_delay"]) == (3, 1200.0)
-    assert dag["tasks"]["Ingest_add_steps"]["retries"] == 1
-    steps = dag["tasks"]["Ingest_add_steps"]["rendered"]["steps"]
+    assert dag["tasks"]["ingest_add_steps"]["retries"] == 1
+    steps = dag["tasks"]["ingest_add_steps"]["rendered"]["steps"]
     assert steps[0]["HadoopJarStep"]["Args"] == ["--date", "2024-03-01"]
     assert steps[1]["HadoopJarStep"]["Args"][-1] == "a,b"
-    hive = dag["tasks"]["Aggregate_add_steps"]["rendered"]["steps"][0]["HadoopJarStep"]["Args"]
+    hive = dag["tasks"]["aggregate_add_steps"]["rendered"]["steps"][0]["HadoopJarStep"]["Args"]
     assert hive[:2] == ["hive-script", "--run-hive-script"] and hive[-1] == "DAY=2024-03-01"
-    hadoop = dag["tasks"]["Publish_add_steps"]["rendered"]["steps"][0]["HadoopJarStep"]
+    hadoop = dag["tasks"]["publish_add_steps"]["rendered"]["steps"][0]["HadoopJarStep"]
     assert hadoop["MainClass"] == "com.example.Publish" and hadoop["Args"][-1] == "s3://example-out/2024-03-01-03/"
-    watch = dag["tasks"]["Aggregate_watch_step"]["rendered"]
-    assert (watch["job_flow_id"], watch["step_id"]) == ("j-CLUSTER", "s-STEP2")
-    overrides = dag["tasks"]["Cluster_create"]["rendered"]["job_flow_overrides"]
+    watch = dag["tasks"]["aggregate_watch_step"]["rendered"]
+    assert "cluster_create" in watch["job_flow_id"]  # the create task's XComArg (.output)
+    assert watch["step_id"] == "s-STEP2"
+    overrides = dag["tasks"]["cluster_create"]["rendered"]["job_flow_overrides"]
     assert overrides["ReleaseLabel"] == "emr-6.15.0"
     assert overrides["Configurations"][0]["Properties"] == {"spark.executor.memory": "4g"}
 
@@ -174,17 +186,17 @@ def test_emr_cluster_with_emr_hive_pig_hadoop_steps(bag):
 def test_dynamodb_export_import_templates_and_dynamodb_preconditions(bag):
     dag = bag["dags"]["dynamodb_templates"]
     ops = {t: v["operator"] for t, v in dag["tasks"].items()}
-    assert ops["TableExists"] == ops["TableHasData"] == "PythonSensor"
-    assert ops["TableBackupActivity"] == "DynamoDBToS3Operator"
-    assert ops["TableLoadActivity_add_steps"] == "EmrAddStepsOperator"
-    assert "ExportCluster_create" not in ops  # the export needs no cluster
+    assert ops["table_exists"] == ops["table_has_data"] == "PythonSensor"
+    assert ops["table_backup_activity"] == "DynamoDBToS3Operator"
+    assert ops["table_load_activity_add_steps"] == "EmrAddStepsOperator"
+    assert "export_cluster_create" not in ops  # the export needs no cluster
     up = _upstream(dag)
-    assert up["TableBackupActivity"] == ["TableExists", "TableHasData"]
-    assert up["TableLoadActivity_add_steps"] == ["ImportCluster_create", "TableBackupActivity"]
-    export = dag["tasks"]["TableBackupActivity"]["rendered"]
+    assert up["table_backup_activity"] == ["table_exists", "table_has_data"]
+    assert up["table_load_activity_add_steps"] == ["import_cluster_create", "table_backup_activity"]
+    export = dag["tasks"]["table_backup_activity"]["rendered"]
     assert export["dynamodb_table_name"] == "orders" and export["s3_bucket_name"] == "example-backups"
     assert export["s3_key_prefix"] == "orders/2024-03-01-03-30-00"
-    args = dag["tasks"]["TableLoadActivity_add_steps"]["rendered"]["steps"][0]["HadoopJarStep"]
+    args = dag["tasks"]["table_load_activity_add_steps"]["rendered"]["steps"][0]["HadoopJarStep"]
     assert args["Jar"].startswith("s3://dynamodb-dpl-us-east-1/")
     assert args["Args"] == [
         "org.apache.hadoop.dynamodb.tools.DynamoDBImport",
@@ -192,15 +204,14 @@ def test_dynamodb_export_import_templates_and_dynamodb_preconditions(bag):
         "orders_restore",
         "0.5",
     ]
-    assert dag["tasks"]["TableExists"]["rendered"]["op_kwargs"] == {"table_name": "orders"}
+    assert dag["tasks"]["table_exists"]["rendered"]["op_kwargs"] == {"table_name": "orders"}
     # FIRST_ACTIVATION_DATE_TIME: a fixed past start with catchup off
     assert dag["start_date"].startswith("2024-01-01T00:00:00") and dag["catchup"] is False
 
 
 def test_large_definition_loads(bag):
-    dag = bag["dags"]["large-" + bag["target"]] if "large-" + bag["target"] in bag["dags"] else None
-    dag = dag or next(d for k, d in bag["dags"].items() if k.startswith("large"))
+    dag = bag["dags"]["large-" + bag["target"]]
     assert len(dag["tasks"]) == 100
-    assert dag["tasks"]["Step015"]["upstream"] == ["Step005", "Step006"]
+    assert dag["tasks"]["step015"]["upstream"] == ["step005", "step006"]
     assert dag["timetable"] == "CronDataIntervalTimetable" and dag["schedule"] == "0-59/15 * * * *"
     assert all(t["retries"] == 2 and t["retry_delay"] == 120.0 for t in dag["tasks"].values())
