@@ -17,17 +17,18 @@ from constructs import Construct
 
 from constructs_lib.nag import acknowledge_wildcards
 
-# Why each wildcard of the migration policies is needed (cdk-nag AwsSolutions-IAM5).
+# Why each wildcard of the migration policies is needed (cdk-nag AwsSolutions-IAM5). The
+# migration id is fixed at synth: every object statement names {prefix}{migration_id}/.
 MIGRATION_REASONS = {
-    "WriteExport": "guide step 3 grants s3:PutObject* for the export upload; narrowed from the whole bucket "
-                   "to this migration's export prefix (one object per table, names chosen at run time).",
-    "ReadOwnExport": "objects under this migration's export prefix only; object names are per table and "
-                     "per migration id, chosen at run time.",
-    "ReadExport": "guide step 4: read the export; narrowed to this migration's export prefix.",
-    "WriteImportReport": "only {migration_id}/report.json under this migration's export prefix "
-                         "(docs/contracts.md); the migration id is chosen at trigger time.",
+    "WriteExport": "the export's object names ({migration_id}/manifest.json, tables/{table}.csv.gz, ...) are "
+                   "per table; the statement is limited to this migration's folder {prefix}{migration_id}/ and "
+                   "to s3:PutObject and s3:AbortMultipartUpload.",
+    "ReadOwnExport": "the objects db_export itself wrote under {prefix}{migration_id}/ (it checks its manifest "
+                     "before starting again); table file names are per table.",
+    "ReadExport": "guide step 4: read this migration's export under {prefix}{migration_id}/ (file names per "
+                  "table) and the import-state files that db_import wrote before.",
     "WriteImportState": "only import-state/*.json under this migration's export prefix (docs/contracts.md): "
-                        "one file per source/target database pair, named by a hash known at run time.",
+                        "one file per source/target database pair, named by a hash known only at run time.",
     "ReadSourceTaskLogs": "guide step 4 (airflow-{source}*), narrowed to the source's Task log group; its "
                           "streams are named per DAG, run and task.",
 }
@@ -42,18 +43,28 @@ def _kms_via_s3(stack: cdk.Stack, bucket: s3.IBucket, key: kms.IKey, sid: str, a
                                      "kms:EncryptionContext:aws:s3:arn": bucket.bucket_arn}})
 
 
-def source_export_statements(*, stack: cdk.Stack, bucket: s3.IBucket, key: kms.IKey, prefix: str) -> list[iam.PolicyStatement]:
-    """db_export in the source: write its files under ``prefix`` (and see what it wrote)."""
+def _check_scope(prefix: str, migration_id: str) -> str:
+    if not prefix.endswith("/") or not migration_id or "/" in migration_id or "*" in migration_id:
+        raise ValueError(f"prefix={prefix!r} must end in '/' and migration_id={migration_id!r} must be one "
+                         "path segment without wildcards")
+    return f"{prefix}{migration_id}/"
+
+
+def source_export_statements(*, stack: cdk.Stack, bucket: s3.IBucket, key: kms.IKey, prefix: str,
+                             migration_id: str) -> list[iam.PolicyStatement]:
+    """db_export in the source: write its files under ``{prefix}{migration_id}/`` and read them back."""
+    folder = _check_scope(prefix, migration_id)
     return [
         # AbortMultipartUpload: a failed table upload is cleaned up at once (the lifecycle rule
-        # only catches what is left after a day).
-        iam.PolicyStatement(sid="WriteExport", actions=["s3:PutObject*", "s3:AbortMultipartUpload"],
-                            resources=[bucket.arn_for_objects(f"{prefix}*")]),
+        # only catches what is left after a day). s3:PutObject covers multipart parts too.
+        iam.PolicyStatement(sid="WriteExport", actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                            resources=[bucket.arn_for_objects(f"{folder}*")]),
         # Re-runs: the export looks for its manifest before starting again (idempotency).
         iam.PolicyStatement(sid="ReadOwnExport", actions=["s3:GetObject"],
-                            resources=[bucket.arn_for_objects(f"{prefix}*")]),
+                            resources=[bucket.arn_for_objects(f"{folder}*")]),
+        # ListBucket only so that a missing object answers 404 rather than 403.
         iam.PolicyStatement(sid="ListExportPrefix", actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-                            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}),
+                            conditions={"StringLike": {"s3:prefix": [f"{folder}*"]}}),
         # GenerateDataKey/Encrypt to write; Decrypt because multipart uploads (boto3 switches
         # to them above 8 MB) and the manifest check read the data key back.
         _kms_via_s3(stack, bucket, key, "EncryptWithBucketKey",
@@ -62,22 +73,25 @@ def source_export_statements(*, stack: cdk.Stack, bucket: s3.IBucket, key: kms.I
 
 
 def target_import_statements(*, stack: cdk.Stack, bucket: s3.IBucket, key: kms.IKey, prefix: str,
-                             source_environment: Optional[str]) -> list[iam.PolicyStatement]:
-    """db_import in the target: read the export, write its report, read the source's task logs.
+                             migration_id: str, source_environment: Optional[str]) -> list[iam.PolicyStatement]:
+    """db_import in the target: read the export, write its report and import state, read the
+    source's task logs.
 
     ``source_environment`` None = a self-managed source (no CloudWatch logs to copy).
     """
+    folder = _check_scope(prefix, migration_id)
+    state = f"{prefix}import-state/"
     st = [
         iam.PolicyStatement(sid="ReadExport", actions=["s3:GetObject"],
-                            resources=[bucket.arn_for_objects(f"{prefix}*")]),
+                            resources=[bucket.arn_for_objects(f"{folder}*"), bucket.arn_for_objects(f"{state}*")]),
         iam.PolicyStatement(sid="ListExportPrefix", actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
-                            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}),
+                            conditions={"StringLike": {"s3:prefix": [f"{folder}*", f"{state}*"]}}),
         # docs/contracts.md: db_import writes {prefix}{migration_id}/report.json and
         # {prefix}import-state/{hash}.json (ids reserved in the target, reused by re-runs); nothing else.
         iam.PolicyStatement(sid="WriteImportReport", actions=["s3:PutObject"],
-                            resources=[bucket.arn_for_objects(f"{prefix}*/report.json")]),
+                            resources=[bucket.arn_for_objects(f"{folder}report.json")]),
         iam.PolicyStatement(sid="WriteImportState", actions=["s3:PutObject"],
-                            resources=[bucket.arn_for_objects(f"{prefix}import-state/*.json")]),
+                            resources=[bucket.arn_for_objects(f"{state}*.json")]),
         _kms_via_s3(stack, bucket, key, "DecryptWithBucketKey", ["kms:Decrypt", "kms:GenerateDataKey"]),
     ]
     if source_environment is not None:

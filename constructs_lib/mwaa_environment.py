@@ -24,31 +24,15 @@ from aws_cdk import aws_mwaa as mwaa
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from constructs_lib.log_retention import retention
 from constructs_lib.nag import acknowledge_wildcards
 from mwaa_common import versions
+from mwaa_common.settings import ALLOW_REPLACEMENT_METADATA, BY_API, LOG_TYPES, S3_FILES, SCALAR_PROPS, snake
 
-# config key -> (LoggingConfiguration member, log group suffix MWAA uses)
-LOG_TYPES: dict[str, tuple[str, str]] = {
-    "dag_processing": ("DagProcessingLogs", "DAGProcessing"),
-    "scheduler": ("SchedulerLogs", "Scheduler"),
-    "task": ("TaskLogs", "Task"),
-    "webserver": ("WebserverLogs", "WebServer"),
-    "worker": ("WorkerLogs", "Worker"),
-}
-
-_RETENTION = {1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS",
-              30: "ONE_MONTH", 60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS",
-              150: "FIVE_MONTHS", 180: "SIX_MONTHS", 365: "ONE_YEAR", 400: "THIRTEEN_MONTHS",
-              545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS", 1827: "FIVE_YEARS",
-              2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
-              3653: "TEN_YEARS"}
+__all__ = ["ALLOW_REPLACEMENT_METADATA", "LOG_TYPES", "MwaaEnvironment", "S3File", "create_environment_parameters", "retention"]
 
 # The guide's Secrets Manager layout: Airflow looks secrets up under these prefixes.
 SECRETS_PREFIXES = {"connections_prefix": "airflow/connections", "variables_prefix": "airflow/variables"}
-
-
-def retention(days: int) -> logs.RetentionDays:
-    return getattr(logs.RetentionDays, _RETENTION[days])
 
 
 @dataclass(frozen=True)
@@ -90,6 +74,7 @@ class MwaaEnvironment(Construct):
         access_logs_bucket: Optional[s3.IBucket] = None,
         endpoint_security_group: Optional[ec2.ISecurityGroup] = None,
         webserver_clients: Sequence[ec2.ISecurityGroup] = (),
+        allow_replacement: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         if len(subnets) != 2:
@@ -209,6 +194,12 @@ class MwaaEnvironment(Construct):
         self.environment: Optional[mwaa.CfnEnvironment] = None
         if declare_environment:
             self.environment = _render(self, p)
+            # A deleted stack or a replacing change (Name, KmsKey, subnets, endpoint management)
+            # must never delete a live environment and its metadata database: both policies RETAIN.
+            self.environment.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+            # Read by `make review` (and synth with a baseline): a replacing change is refused
+            # unless the stage allows it (tools/review, docs/review.md).
+            self.environment.add_metadata(ALLOW_REPLACEMENT_METADATA, bool(allow_replacement))
             for group in self.log_groups.values():
                 self.environment.node.add_dependency(group)
             cdk.CfnOutput(self, "WebserverUrl", value=self.environment.attr_webserver_url,
@@ -261,17 +252,18 @@ def create_environment_parameters(
             member: {"Enabled": True, "LogLevel": (log_levels or {}).get(key, "INFO")}
             for key, (member, _) in LOG_TYPES.items()},
     }
-    optional = {"EnvironmentClass": environment_class, "Schedulers": schedulers,
-                "MinWorkers": min_workers, "MaxWorkers": max_workers,
-                "MinWebservers": min_webservers, "MaxWebservers": max_webservers,
-                "KmsKey": kms_key_arn,
-                "WeeklyMaintenanceWindowStart": weekly_maintenance_window_start,
-                "AirflowConfigurationOptions": options or None,
-                "Tags": dict(tags) if tags else None}
-    for label, f in (("Requirements", requirements), ("Plugins", plugins), ("StartupScript", startup_script)):
+    scalars = {"environment_class": environment_class, "schedulers": schedulers, "min_workers": min_workers,
+               "max_workers": max_workers, "min_webservers": min_webservers, "max_webservers": max_webservers,
+               "kms_key_arn": kms_key_arn, "weekly_maintenance_window_start": weekly_maintenance_window_start}
+    optional: dict = {SCALAR_PROPS[prop]: value for prop, value in scalars.items()}
+    optional["AirflowConfigurationOptions"] = options or None
+    optional["Tags"] = dict(tags) if tags else None
+    files = {"requirements": requirements, "plugins": plugins, "startup_script": startup_script}
+    for prop, f in files.items():
         if f is not None:
-            optional[f"{label}S3Path"] = f.s3_path
-            optional[f"{label}S3ObjectVersion"] = f.object_version
+            path_param, version_param = S3_FILES[prop]
+            optional[path_param] = f.s3_path
+            optional[version_param] = f.object_version
     p.update({k: v for k, v in optional.items() if v is not None})
     return p
 
@@ -360,41 +352,13 @@ def execution_role_statements(*, stack: cdk.Stack, name: str, environment_arn: s
 
 
 def _render(scope: Construct, p: dict) -> mwaa.CfnEnvironment:
-    """CreateEnvironment parameters -> AWS::MWAA::Environment (same names, L1 casing)."""
+    """CreateEnvironment parameters -> AWS::MWAA::Environment (names from mwaa_common.settings)."""
     E = mwaa.CfnEnvironment
+    props = {BY_API[k].cdk: v for k, v in p.items()}
     net = p["NetworkConfiguration"]
-    log = p["LoggingConfiguration"]
-    return E(
-        scope, "Environment",
-        name=p["Name"],
-        airflow_version=p["AirflowVersion"],
-        execution_role_arn=p["ExecutionRoleArn"],
-        source_bucket_arn=p["SourceBucketArn"],
-        dag_s3_path=p["DagS3Path"],
-        network_configuration=E.NetworkConfigurationProperty(
-            subnet_ids=net["SubnetIds"], security_group_ids=net["SecurityGroupIds"]),
-        webserver_access_mode=p["WebserverAccessMode"],
-        logging_configuration=E.LoggingConfigurationProperty(**{
-            _snake(member): E.ModuleLoggingConfigurationProperty(enabled=v["Enabled"], log_level=v["LogLevel"])
-            for member, v in log.items()}),
-        environment_class=p.get("EnvironmentClass"),
-        schedulers=p.get("Schedulers"),
-        min_workers=p.get("MinWorkers"),
-        max_workers=p.get("MaxWorkers"),
-        min_webservers=p.get("MinWebservers"),
-        max_webservers=p.get("MaxWebservers"),
-        kms_key=p.get("KmsKey"),
-        weekly_maintenance_window_start=p.get("WeeklyMaintenanceWindowStart"),
-        airflow_configuration_options=p.get("AirflowConfigurationOptions"),
-        tags=p.get("Tags"),
-        requirements_s3_path=p.get("RequirementsS3Path"),
-        requirements_s3_object_version=p.get("RequirementsS3ObjectVersion"),
-        plugins_s3_path=p.get("PluginsS3Path"),
-        plugins_s3_object_version=p.get("PluginsS3ObjectVersion"),
-        startup_script_s3_path=p.get("StartupScriptS3Path"),
-        startup_script_s3_object_version=p.get("StartupScriptS3ObjectVersion"),
-    )
-
-
-def _snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+    props["network_configuration"] = E.NetworkConfigurationProperty(
+        subnet_ids=net["SubnetIds"], security_group_ids=net["SecurityGroupIds"])
+    props["logging_configuration"] = E.LoggingConfigurationProperty(**{
+        snake(member): E.ModuleLoggingConfigurationProperty(enabled=v["Enabled"], log_level=v["LogLevel"])
+        for member, v in p["LoggingConfiguration"].items()})
+    return E(scope, "Environment", **props)

@@ -42,6 +42,8 @@ def _render(v: Any) -> str:
         if "Fn::Join" in v:
             sep, parts = v["Fn::Join"]
             return sep.join(_render(p) for p in parts)
+        if "Fn::ImportValue" in v:  # a strong cross-stack reference: never a wildcard
+            return f"<ImportValue:{_render(v['Fn::ImportValue'])}>"
     raise ValueError(f"cannot render {v!r} as a cdk-nag resource name")
 
 

@@ -44,7 +44,7 @@ def build_stage(app: Construct, cfg: StageConfig) -> StageStacks:
                                     bucket_name=cfg.migration_bucket_name,
                                     description=f"mwaa-upgrade {cfg.stage}: encrypted migration bucket (stateful)")
     source = SourceEnvironmentStack(app, f"{p}-source", stack_name=f"{p}-source", env=env, config=cfg.source, network=network,
-                                    storage=storage, metadata=cfg.migration.metadata,
+                                    storage=storage, migration_id=cfg.migration.id, metadata=cfg.migration.metadata,
                                     description=f"mwaa-upgrade {cfg.stage}: source MWAA environment {cfg.source.environment.name}")
     target = TargetEnvironmentStack(app, f"{p}-target", stack_name=f"{p}-target", env=env, config=cfg.target, migration=cfg.migration,
                                     network=network, storage=storage, source=source,

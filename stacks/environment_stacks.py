@@ -97,7 +97,7 @@ class SourceEnvironmentStack(cdk.Stack):
     ``metadata`` (``migration.metadata``), else None."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: SourceConfig, network: NetworkStack,
-                 storage: MigrationStorageStack, metadata: bool = True, **kwargs: Any) -> None:
+                 storage: MigrationStorageStack, migration_id: str, metadata: bool = True, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.mode = config.mode
         self.environment_name = config.environment.name
@@ -137,7 +137,7 @@ class SourceEnvironmentStack(cdk.Stack):
         self.export_policy = MigrationPolicy(
             self, "ExportPolicy", role=self.execution_role,
             statements=source_export_statements(stack=self, bucket=bucket, key=storage.key,
-                                                prefix=storage.export_prefix))
+                                                prefix=storage.export_prefix, migration_id=migration_id))
 
 
 class TargetEnvironmentStack(cdk.Stack):
@@ -189,7 +189,7 @@ class TargetEnvironmentStack(cdk.Stack):
         self.import_policy = MigrationPolicy(
             self, "ImportPolicy", role=self.execution_role,
             statements=target_import_statements(stack=self, bucket=bucket, key=storage.key,
-                                                prefix=storage.export_prefix,
+                                                prefix=storage.export_prefix, migration_id=migration.id,
                                                 source_environment=source.environment_name))
         if self.mwaa.environment is not None:
             # MWAA reads the role's policies at create time

@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from constructs_lib.clone_environment import CloneEnvironment
@@ -66,12 +67,17 @@ class MigrationStack(cdk.Stack):
             # plane (api.airflow: Get/Create/Update/TagResource) and CloudFormation
             # DescribeStacks, public regional endpoints; MWAA itself creates the environment's
             # ENIs and endpoints in the target subnets.
+            # Strong references (Fn::ImportValue; the app's default is weak): CloudFormation then
+            # refuses to delete the target stack's role or security group while the migration stack,
+            # which created the environment that runs with them, still uses them.
+            role, security_group = _strong_target_refs(self, target)
             self.clone = CloneEnvironment(
                 self, "Clone",
                 source_environment_name=source.environment_name, target_name=target.environment_name,
-                migration_id=migration.id, execution_role=target.execution_role, dag_bucket=target.dag_bucket,
-                vpc=network.vpc, subnets=network.mwaa_subnets, security_groups=[target.security_group],
-                overrides=clone_overrides(target.planned_overrides), kms_key=target.mwaa.kms_key,
+                migration_id=migration.id, execution_role=role, dag_bucket=target.dag_bucket,
+                vpc=network.vpc, subnets=network.mwaa_subnets, security_groups=[security_group],
+                overrides=_without(clone_overrides(target.planned_overrides), TYPED_BY_REFERENCE),
+                kms_key=target.mwaa.kms_key,
                 endpoint_management="SERVICE",
                 delete_on_stack_delete=migration.delete_target_on_stack_delete)
             self.environment_ready: Any = self.clone.resource
@@ -132,6 +138,26 @@ class MigrationStack(cdk.Stack):
                       description="db_export's manifest: present once the export is complete")
         cdk.CfnOutput(self, "ImportRunId", value=self.import_run.get_att_string("RunId"),
                       description="DAG run id of db_import in the target (Airflow UI, task logs)")
+
+
+# Parameters the clone takes from its typed props here (the strong references above), not from
+# the planned overrides (which hold the target stack's weak references to the same values).
+TYPED_BY_REFERENCE = ("ExecutionRoleArn", "NetworkConfiguration")
+
+
+def _without(values: dict, keys: tuple[str, ...]) -> dict:
+    return {k: v for k, v in values.items() if k not in keys}
+
+
+def _strong_target_refs(scope: Construct, target: TargetEnvironmentStack) -> tuple[iam.IRole, ec2.ISecurityGroup]:
+    """The target's execution role and security group through CloudFormation exports of the target
+    stack (strong references), for the clone that creates an environment running with them."""
+    prefix = target.stack_name
+    role_arn = target.export_value(target.execution_role.role_arn, name=f"{prefix}:ExecutionRoleArn")
+    sg_id = target.export_value(target.security_group.security_group_id, name=f"{prefix}:SecurityGroupId")
+    role = iam.Role.from_role_arn(scope, "TargetExecutionRole", role_arn, mutable=False)
+    group = ec2.SecurityGroup.from_security_group_id(scope, "TargetSecurityGroup", sg_id, mutable=False)
+    return role, group
 
 
 def export_conf(migration: MigrationConfig, *, bucket: str, prefix: str) -> dict:

@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from constructs_lib.mwaa_environment import retention
+from constructs_lib.log_retention import retention
 from stacks.config import NetworkConfig
 
 # Interface endpoints a private MWAA environment needs (MWAA user guide, "private network").
@@ -55,7 +55,11 @@ class NetworkStack(cdk.Stack):
         # Flow logs (all traffic) for the VPC, created or existing.
         flow_group = logs.LogGroup(self, "FlowLogGroup", retention=retention(config.flow_log_retention_days),
                                    removal_policy=cdk.RemovalPolicy.RETAIN)
-        flow_role = iam.Role(self, "FlowLogRole", assumed_by=iam.ServicePrincipal("vpc-flow-logs.amazonaws.com"),
+        # Confused-deputy protection: only flow logs of this account (and region) may use the role.
+        flow_logs_principal = iam.ServicePrincipal("vpc-flow-logs.amazonaws.com", conditions={
+            "StringEquals": {"aws:SourceAccount": self.account},
+            "ArnLike": {"aws:SourceArn": self.format_arn(service="ec2", resource="vpc-flow-log", resource_name="*")}})
+        flow_role = iam.Role(self, "FlowLogRole", assumed_by=flow_logs_principal,
                              description="VPC flow logs delivery to the flow log group")
         ec2.FlowLog(self, "FlowLog", resource_type=ec2.FlowLogResourceType.from_vpc(self.vpc),
                     destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_group, flow_role),

@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from stacks.config import MigrationConfig, StorageConfig
 
@@ -49,6 +50,10 @@ class MigrationStorageStack(cdk.Stack):
                 abort_incomplete_multipart_upload_after=cdk.Duration.days(1))],
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
+        # The DAG buckets of the environment stacks add their log-delivery grants to this bucket's
+        # policy later, and CDK writes cross-stack ones without conditions: the aspect adds
+        # aws:SourceAccount to every S3 log-delivery statement (confused-deputy protection).
+        cdk.Aspects.of(self.access_logs_bucket).add(LogDeliveryFromThisAccount(self.account))
         cdk.Validations.of(self.access_logs_bucket.node.default_child).acknowledge(cdk.Acknowledgment(
             id="AwsSolutions-S1",
             reason="This is the access-log bucket itself; logging it to itself would loop, and S3 "
@@ -79,3 +84,36 @@ class MigrationStorageStack(cdk.Stack):
         cdk.CfnOutput(self, "MigrationBucketName", value=self.bucket.bucket_name)
         cdk.CfnOutput(self, "MigrationKeyArn", value=self.key.key_arn)
         cdk.CfnOutput(self, "ExportPrefix", value=export_prefix)
+
+
+LOG_DELIVERY_PRINCIPAL = {"Service": "logging.s3.amazonaws.com"}
+
+
+@jsii.implements(cdk.IAspect)
+class LogDeliveryFromThisAccount:
+    """Every S3 server-access-log delivery statement of a bucket policy gets
+    ``aws:SourceAccount`` = this account (statements that already carry it keep theirs).
+
+    CDK conditions the grant of a source bucket in the same stack on aws:SourceArn and
+    aws:SourceAccount, but writes the grant of a bucket in another stack (our DAG buckets)
+    without any condition. Their ARN cannot be named here without a cross-stack cycle; the
+    account can, and it is what stops another account's bucket from logging into ours.
+    """
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+
+    def visit(self, node: IConstruct) -> None:
+        if not isinstance(node, s3.CfnBucketPolicy):
+            return
+        document = cdk.Stack.of(node).resolve(node.policy_document)
+        changed = False
+        for statement in document.get("Statement", []):
+            if statement.get("Principal") != LOG_DELIVERY_PRINCIPAL or statement.get("Effect") != "Allow":
+                continue
+            equals = statement.setdefault("Condition", {}).setdefault("StringEquals", {})
+            if "aws:SourceAccount" not in equals:
+                equals["aws:SourceAccount"] = self.account
+                changed = True
+        if changed:
+            node.add_property_override("PolicyDocument", document)

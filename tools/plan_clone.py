@@ -165,6 +165,12 @@ def main(argv: Optional[Sequence[str]] = None, out=None) -> int:
     except SystemExit as exc:
         print(exc, file=sys.stderr)
         return 1
+    if "Status" in source:
+        try:
+            planner.check_source_status(source)
+        except planner.PlanError as exc:
+            print(f"plan refused: {exc}", file=out)
+            return 2
     try:
         request = planner.plan_create(source, overrides, migration_tags=planner.migration_tags(
             source.get("Name", "source"), args.migration_id))

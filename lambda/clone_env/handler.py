@@ -48,6 +48,8 @@ from botocore.exceptions import ClientError
 
 from clone_env import planner
 from clone_env.planner import PlanError
+from mwaa_common import retry
+from mwaa_common.cfn_event import EventError, number, parse_event, parse_waiter_event
 
 log = logging.getLogger(__name__)
 log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
@@ -56,11 +58,6 @@ DEFAULT_WAIT_BUDGET = 3300
 RETRY_BUDGET_SECONDS = 150
 NOT_FOUND_GRACE_SECONDS = 180  # GetEnvironment right after CreateEnvironment (eventual consistency)
 
-# Error codes worth retrying for any call: throttling and the service's own 5xx.
-RETRYABLE_CODES = frozenset({
-    "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
-    "ServiceUnavailableException", "InternalServerException",
-})
 
 # ValidationExceptions of CreateEnvironment/UpdateEnvironment that are IAM eventual
 # consistency: the target's execution role (or its policy) is created by the same
@@ -166,7 +163,7 @@ def transient_reason(exc: ClientError, operation: str) -> Optional[str]:
     """Why this error is worth retrying, or None when it is final."""
     error = exc.response.get("Error", {})
     code, message = error.get("Code", ""), error.get("Message", "")
-    if code in RETRYABLE_CODES:
+    if code in retry.RETRYABLE_CODES:
         return f"{code} (throttled or a transient service error)"
     if code == "ValidationException" and operation in _MUTATING:
         for pattern, reason in TRANSIENT_VALIDATION:
@@ -212,8 +209,13 @@ def _describe(exc: ClientError) -> str:
 # --------------------------------------------------------------------------- handler
 
 class CloneHandler:
-    def __init__(self, mwaa, cfn, *, caller: Optional[Caller] = None, now: Callable[[], float] = time.time):
+    """``replaced_target``: the previous target's name when the stage opted in to deleting it after a
+    successful rename (the construct's ``delete_replaced_target``, env ``DELETE_REPLACED_TARGET``)."""
+
+    def __init__(self, mwaa, cfn, *, caller: Optional[Caller] = None, now: Callable[[], float] = time.time,
+                 replaced_target: Optional[str] = None):
         self.mwaa, self.cfn = mwaa, cfn
+        self.replaced_target = replaced_target or None
         self.caller = caller or Caller()
         self.now = now
 
@@ -242,15 +244,16 @@ class CloneHandler:
     # ---- dispatch
 
     def on_event(self, event: dict) -> dict:
-        kind = event.get("RequestType")
-        log.info("%s %s (physical id %s)", kind, event.get("LogicalResourceId"), event.get("PhysicalResourceId"))
-        if kind == "Create":
-            return self.create(parse_properties(event.get("ResourceProperties")))
-        if kind == "Update":
-            return self.update(event)
-        if kind == "Delete":
-            return self.delete(event)
-        raise HandlerError(f"unknown RequestType {kind!r}")
+        try:
+            ev = parse_event(event)
+        except EventError as exc:
+            raise HandlerError(str(exc)) from None
+        log.info("%s %s (physical id %s)", ev.request_type, ev.logical_id, ev.physical_id)
+        if ev.request_type == "Create":
+            return self.create(parse_properties(ev.properties))
+        if ev.request_type == "Update":
+            return self.update(event, stack_id=ev.stack_id)
+        return self.delete(event, stack_id=ev.stack_id)
 
     def _data(self, name: str, action: str, props: dict, arn: Optional[str] = None,
               env: Optional[dict] = None) -> dict:
@@ -276,6 +279,7 @@ class CloneHandler:
             raise HandlerError(f"source environment {source_name!r} not found in region {self.region}: check "
                                "SourceEnvironmentName and that the stack deploys to the source's account and region")
         try:
+            planner.check_source_status(source)
             request = planner.plan_create(source, props["Overrides"], migration_tags=planner.migration_tags(
                 source_name, props["MigrationId"]))
             path = planner.check_plan(request, source.get("AirflowVersion", ""))
@@ -326,10 +330,10 @@ class CloneHandler:
 
     # ---- update
 
-    def update(self, event: dict) -> dict:
+    def update(self, event: dict, *, stack_id: str) -> dict:
         old = parse_properties(event.get("OldResourceProperties"))
         new = parse_properties(event.get("ResourceProperties"))
-        rollback = "ROLLBACK" in self.stack_status(event["StackId"])
+        rollback = "ROLLBACK" in self.stack_status(stack_id)
         name = event["PhysicalResourceId"]
         if old["TargetName"] != new["TargetName"]:
             decision = planner.plan_update(old, new, {}, rollback=rollback)
@@ -375,7 +379,7 @@ class CloneHandler:
 
     # ---- delete
 
-    def delete(self, event: dict) -> dict:
+    def delete(self, event: dict, *, stack_id: str) -> dict:
         name = event.get("PhysicalResourceId") or ""
         try:
             props = parse_properties(event.get("ResourceProperties"))
@@ -389,10 +393,14 @@ class CloneHandler:
 
         if not planner.NAME_PATTERN.match(name):
             return keep("the physical id is not an environment name (the create never got that far)")
-        if not props["DeleteOnStackDelete"]:
+        replaced = name == self.replaced_target
+        if not props["DeleteOnStackDelete"] and not replaced:
             return keep("DeleteOnStackDelete is false (the default)")
-        status = self.stack_status(event["StackId"])
-        if status != "DELETE_IN_PROGRESS":
+        status = self.stack_status(stack_id)
+        cleanup = replaced and status == "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"
+        if not cleanup and not props["DeleteOnStackDelete"]:
+            return keep(f"the stack is {status}: only a successful rename deletes the replaced target")
+        if not cleanup and status != "DELETE_IN_PROGRESS":
             return keep(f"the stack is {status}, not being deleted: rollbacks and replacements never delete")
         env = self.get_environment(name)
         if env is None:
@@ -405,17 +413,28 @@ class CloneHandler:
             except ClientError as exc:
                 raise HandlerError(f"DeleteEnvironment {name!r} (status {env.get('Status')}) failed: {_describe(exc)}; "
                                    "delete the stack again when the environment is AVAILABLE or failed") from None
+        if cleanup:
+            # A successful rename (the stage opted in to deleting the old target): the update is
+            # done, so its cleanup is not held for the 20+ minutes a deletion takes.
+            log.info("%s was replaced by a successful update: deletion requested", name)
+            return {"PhysicalResourceId": name, "Data": {"EnvironmentName": name, "Action": "deletion-requested"}}
         return {"PhysicalResourceId": name, "Data": self._data(name, "deleting", props, env.get("Arn"))}
 
     # ---- wait
 
     def is_complete(self, event: dict) -> dict:
-        data = event.get("Data") or {}
+        try:
+            ev = parse_waiter_event(event)
+            data = ev.data
+            deadline = int(number(data, "WaitDeadline", default=0))
+            started = int(number(data, "StartedAt", default=0))
+            number(data, "UpdateRequestedAt", default=0)
+        except EventError as exc:
+            raise HandlerError(str(exc)) from None
         action = data.get("Action")
         if action not in WAITING_ACTIONS:
             return {"IsComplete": True}
-        name = event["PhysicalResourceId"]
-        deadline = int(data.get("WaitDeadline") or 0)
+        name = ev.physical_id or ""
         env = self.get_environment(name)
         if action == "deleting":
             if env is None or env.get("Status") == "DELETED":
@@ -423,7 +442,6 @@ class CloneHandler:
             return self._not_yet(name, env, deadline, "deleted",
                                  "the deletion continues; delete the stack again to wait for it")
         if env is None:
-            started = int(data.get("StartedAt") or 0)
             if action == "created" and self.now() - started < NOT_FOUND_GRACE_SECONDS:
                 return {"IsComplete": False}  # a just-created environment may not be readable yet
             raise HandlerError(f"environment {name!r} disappeared while waiting for it to become AVAILABLE")
@@ -489,7 +507,8 @@ def _handler(context) -> CloneHandler:
     budget = RETRY_BUDGET_SECONDS
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         budget = max(0.0, min(budget, context.get_remaining_time_in_millis() / 1000 - 30))
-    return CloneHandler(mwaa, cfn, caller=Caller(budget_seconds=budget))
+    return CloneHandler(mwaa, cfn, caller=Caller(budget_seconds=budget),
+                        replaced_target=os.environ.get("DELETE_REPLACED_TARGET"))
 
 
 def on_event(event, context=None):

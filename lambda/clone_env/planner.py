@@ -56,6 +56,12 @@ OPTION_VALUE_RENAMES: tuple[dict, ...] = (
 # Option keys whose values are class paths, never secrets: shown in reviews unredacted.
 PUBLIC_OPTION_KEYS = frozenset({"secrets.backend"})
 
+# A source is cloned only in these statuses: anything else is being created, changed, deleted
+# or repaired (UPDATING, MAINTENANCE, ...) or broken (UNAVAILABLE, CREATE_FAILED), and its
+# settings are not the ones it runs with. UPDATE_FAILED is excluded too: MWAA rolled the
+# update back, but GetEnvironment may still show the refused settings.
+CLONEABLE_SOURCE_STATUSES: frozenset[str] = frozenset({"AVAILABLE"})
+
 # Maps merged key by key (None removes a key) instead of being replaced.
 _MERGED_MAPS = ("AirflowConfigurationOptions", "Tags")
 
@@ -218,6 +224,17 @@ def apply_option_renames(options: dict, source_version: Optional[str], target_ve
             if out.get(row["key"]) == row["old"]:
                 out[row["key"]] = row["new"]
     return out
+
+
+def check_source_status(source_env: dict) -> None:
+    """PlanError unless the source is in a status it may be cloned in (CLONEABLE_SOURCE_STATUSES)."""
+    status = source_env.get("Status")
+    if status not in CLONEABLE_SOURCE_STATUSES:
+        error = (source_env.get("LastUpdate") or {}).get("Error") or {}
+        detail = f" ({error.get('ErrorCode')}: {error.get('ErrorMessage')})" if error else ""
+        raise PlanError(f"source environment {source_env.get('Name')!r} is {status or 'of unknown status'}{detail}; "
+                        f"it is cloned only when {' or '.join(sorted(CLONEABLE_SOURCE_STATUSES))}: wait for it "
+                        "(or repair it), then deploy again")
 
 
 def migration_tags(source_name: str, migration_id: str) -> dict:

@@ -19,7 +19,9 @@ Airflow's own errors arrive as ``RestApiClientException`` (4xx) / ``RestApiServe
 (404 -> None, 409 -> adopt) or ``AirflowApiError``.
 
 **When the CLI token is used instead** ("InvokeRestApi unavailable"), decided once per client
-and kept for its lifetime:
+and kept for its lifetime, and only with ``allow_cli=True`` (the stage option
+``migration.cli_token_fallback``; off by default, since a CLI token acts past the Op-role
+scoping and any SCP on InvokeRestApi: otherwise ``CliFallbackDisabled`` says what to grant):
 1. the Airflow version is below 2.4.3 (MWAA offers InvokeRestApi from 2.4.3 on);
 2. the boto3 in the Lambda has no ``invoke_rest_api`` (an SDK older than the operation);
 3. InvokeRestApi answers ``AccessDeniedException`` (IAM, an SCP or a permissions boundary
@@ -48,7 +50,7 @@ from typing import Callable, Optional
 
 from botocore.exceptions import ClientError
 
-from mwaa_common import versions
+from mwaa_common import retry, versions
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +72,6 @@ DEFAULT_MAX_PATH = 64
 CLI_PATH = "/aws_mwaa/cli"
 MAX_TI_PAGES = 50  # 5,000 task instances: far more than a metadata DAG has
 
-RETRY_CODES = frozenset({
-    "ThrottlingException", "TooManyRequestsException", "Throttling", "ThrottledException",
-    "RequestLimitExceeded", "InternalServerException", "ServiceUnavailableException",
-})
-RETRY_REST_STATUS = frozenset({429, 502, 503, 504})
 UNAVAILABLE_CODES = frozenset({"AccessDeniedException", "UnknownOperationException"})
 UNAVAILABLE_MESSAGE = "to use InvokeRestApi"
 
@@ -97,6 +94,10 @@ class PathTooLong(AirflowApiError, ValueError):
 
 class RestApiUnavailable(AirflowApiError):
     """InvokeRestApi cannot be used for this environment from here: use the CLI token."""
+
+
+class CliFallbackDisabled(AirflowApiError):
+    """InvokeRestApi is unusable and the stage did not allow the CLI-token fallback."""
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -176,7 +177,7 @@ class AirflowClient:
     def __init__(self, mwaa, environment_name: str, airflow_version: str, *,
                  http: HttpFn = urllib_http, sleep: Callable[[float], None] = time.sleep,
                  max_attempts: int = 5, base_delay: float = 1.0, max_delay: float = 8.0,
-                 cli_timeout: float = 30.0):
+                 cli_timeout: float = 30.0, allow_cli: bool = False):
         row = versions.info(airflow_version)
         if row["rest_api"] not in FAMILIES:
             raise AirflowApiError(
@@ -196,6 +197,7 @@ class AirflowClient:
         self.max_path = self._model_max_path(mwaa)
         self.channel = "rest"
         self.fallback_reason = ""
+        self.allow_cli = allow_cli
         if versions.parse(airflow_version) < REST_MIN_VERSION:
             self._fall_back(f"Airflow {airflow_version} is older than 2.4.3 (no InvokeRestApi)")
         elif not hasattr(mwaa, "invoke_rest_api"):
@@ -211,6 +213,11 @@ class AirflowClient:
             return DEFAULT_MAX_PATH
 
     def _fall_back(self, reason: str) -> None:
+        if not self.allow_cli:
+            raise CliFallbackDisabled(
+                f"MWAA {self.env}: InvokeRestApi cannot be used ({reason}) and the CLI-token fallback is off; "
+                "grant airflow:InvokeRestApi on the Op role (check SCPs and permissions boundaries), or set the "
+                "stage option migration.cli_token_fallback: true (a CLI token bypasses the Op-role scoping)")
         if self.channel != "cli":
             log.warning("MWAA %s: using the CLI token instead of InvokeRestApi: %s", self.env, reason)
         self.channel = "cli"
@@ -225,10 +232,10 @@ class AirflowClient:
 
     def _retryable(self, err: ClientError) -> bool:
         code = err.response.get("Error", {}).get("Code", "")
-        if code in RETRY_CODES:
+        if code in retry.RETRYABLE_CODES:
             return True
         return (code in ("RestApiClientException", "RestApiServerException")
-                and err.response.get("RestApiStatusCode") in RETRY_REST_STATUS)
+                and err.response.get("RestApiStatusCode") in retry.RETRYABLE_HTTP_STATUS)
 
     def aws_call(self, fn, **kwargs):
         """Call an AWS operation, retrying throttling and transient server errors."""

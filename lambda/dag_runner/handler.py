@@ -15,8 +15,10 @@ Step               required  ``export`` | ``import`` | ``cutover`` (run id lette
 Conf               required  JSON object string: the run conf (contracts §2);
                              ``migration_id`` is filled in from MigrationId or must match
 Role               optional  Airflow role of the InvokeRestApi call, the one IAM grants
-                             (``Admin`` | ``Op`` | ``User``; default ``Op``); informative here
+                             (only ``Op``, the default); informative here
 RerunToken         optional  a changed non-empty value names, and so starts, a new run
+CliTokenFallback   optional  ``true``: fall back to a CLI token when InvokeRestApi is denied
+                             or missing (default ``false``: fail and say so)
 =================  ========  ==========================================================
 
 Response Data (strings, under 4 KB): RunId, DagId, EnvironmentName, State, Action
@@ -40,6 +42,7 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
 from dag_runner import plan
 from dag_runner.airflow_api import AirflowClient, run_path, urllib_http
+from mwaa_common.cfn_event import number, parse_event, parse_waiter_event
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)
@@ -71,12 +74,16 @@ def _cfn():
 
 
 def _budget() -> float:
-    return float(os.environ.get(WAIT_BUDGET_ENV) or DEFAULT_WAIT_BUDGET)
+    raw = os.environ.get(WAIT_BUDGET_ENV) or str(DEFAULT_WAIT_BUDGET)
+    try:
+        return float(raw)
+    except ValueError:
+        raise RuntimeError(f"environment variable {WAIT_BUDGET_ENV}={raw!r} is not a number of seconds") from None
 
 
 def _client(props: plan.Props, mwaa, http, sleep) -> AirflowClient:
     client = AirflowClient(mwaa if mwaa is not None else _mwaa(), props.environment_name,
-                           props.airflow_version, http=http, sleep=sleep)
+                           props.airflow_version, http=http, sleep=sleep, allow_cli=props.cli_token_fallback)
     client.check_path(run_path(props.dag_id, props.run_id))  # fail before any call
     return client
 
@@ -136,30 +143,38 @@ def _raise_failed(client: AirflowClient, props: plan.Props) -> None:
     raise RunFailed(plan.failure_message(props, tis))
 
 
+def _raise_unexpected(client: AirflowClient, props: plan.Props, run: Optional[dict]) -> None:
+    """Fail now when the run failed or is in a state Airflow does not define."""
+    outcome = plan.classify(run)
+    if outcome == "failed":
+        _raise_failed(client, props)
+    if outcome == "unknown":
+        raise RunFailed(plan.unknown_state_message(props, (run or {}).get("state") or ""))
+
+
 def on_event(event: dict, context=None, *, mwaa=None, cfn=None, http=urllib_http,
              sleep: Callable[[float], None] = time.sleep, now: Callable[[], float] = time.time) -> dict:
-    kind = event.get("RequestType")
-    log.info("%s %s", kind, event.get("LogicalResourceId"))
-    if kind == "Delete":
+    ev = parse_event(event)
+    log.info("%s %s", ev.request_type, ev.logical_id)
+    if ev.request_type == "Delete":
         # the run and its data stay; nothing to stop or remove (bad properties never block a delete)
-        return {"PhysicalResourceId": event["PhysicalResourceId"],
+        return {"PhysicalResourceId": ev.physical_id,
                 "Data": plan.response_data({"Action": "none", "Reason": "delete"})}
-    props = plan.parse_props(event.get("ResourceProperties"))
+    props = plan.parse_props(ev.properties)
     client = _client(props, mwaa, http, sleep)
     rolling_back = False
-    if kind == "Update" and event.get("PhysicalResourceId") != props.physical_id:
-        rolling_back = _stack_rolling_back(client, cfn, event["StackId"])
+    if ev.request_type == "Update" and ev.physical_id != props.physical_id:
+        rolling_back = _stack_rolling_back(client, cfn, ev.stack_id)
     decision = plan.decide(event, props, stack_rolling_back=rolling_back)
     log.info("decision: %s", decision)
     data = _base_data(props, client)
     data.update(Action=decision["action"], Reason=decision["reason"], StartedAt=str(int(now())))
     if decision["action"] == "none":
         # keep the id CloudFormation has (no replacement during a rollback)
-        physical = event.get("PhysicalResourceId") or props.physical_id
+        physical = ev.physical_id or props.physical_id
         return {"PhysicalResourceId": physical, "Data": plan.response_data({**data, "State": ""})}
     run, _created = advance(client, props)
-    if plan.classify(run) == "failed":
-        _raise_failed(client, props)
+    _raise_unexpected(client, props, run)
     data.update(Channel=client.channel, FallbackReason=client.fallback_reason,
                 State=(run or {}).get("state") or "waiting-for-dag")
     return {"PhysicalResourceId": props.physical_id, "Data": plan.response_data(data)}
@@ -167,24 +182,25 @@ def on_event(event: dict, context=None, *, mwaa=None, cfn=None, http=urllib_http
 
 def is_complete(event: dict, context=None, *, mwaa=None, http=urllib_http,
                 sleep: Callable[[float], None] = time.sleep, now: Callable[[], float] = time.time) -> dict:
-    if event.get("RequestType") == "Delete":
+    ev = parse_waiter_event(event)
+    if ev.request_type == "Delete":
         return {"IsComplete": True}
-    data = event.get("Data") or {}
+    data = ev.data
     if data.get("Action") == "none":
         return {"IsComplete": True}
-    props = plan.parse_props(event.get("ResourceProperties"))
+    started = number(data, "StartedAt", default=now())
+    props = plan.parse_props(ev.properties)
     client = _client(props, mwaa, http, sleep)
     # only a resource still waiting for its DAG to be parsed may trigger from here
     run, _created = advance(client, props, may_trigger=data.get("State") == "waiting-for-dag")
-    waited = now() - float(data.get("StartedAt") or now())
-    outcome = plan.classify(run)
-    if outcome == "success":
+    waited = now() - started
+    if plan.classify(run) == "success":
+        assert run is not None
         log.info("run %s of %s succeeded", props.run_id, props.dag_id)
         done = {**data, **_base_data(props, client), "State": "success",
                 "EndDate": run.get("end_date") or ""}
         return {"IsComplete": True, "Data": plan.response_data(done)}
-    if outcome == "failed":
-        _raise_failed(client, props)
+    _raise_unexpected(client, props, run)
     if waited >= _budget():
         if run is None:
             raise RunTimeout(plan.dag_missing_message(props, waited))

@@ -17,9 +17,10 @@ from mwaa_common import names, versions
 # (contracts §4: mig-{short migration id}-{e|i|c}).
 STEPS: dict[str, str] = {"export": "e", "import": "i", "cutover": "c"}
 
-# Airflow roles allowed in the InvokeRestApi resource ARN: the ones whose default
-# permissions can read and unpause DAGs and create DAG runs (Viewer and Public cannot).
-AIRFLOW_ROLES: tuple[str, ...] = ("Admin", "Op", "User")
+# Airflow role in the InvokeRestApi resource ARN: the least of MWAA's roles this runner is
+# known to work with (read and unpause DAGs, create DAG runs, list task instances). Admin adds
+# user and role management the runner never needs; it is refused.
+AIRFLOW_ROLES: tuple[str, ...] = ("Op",)
 DEFAULT_AIRFLOW_ROLE = "Op"
 
 # the migration-id and environment-name rules (mwaa_common/names.py, written once)
@@ -30,12 +31,13 @@ RERUN_TOKEN_MAX = 64
 
 # Properties the resource accepts (ServiceToken is CloudFormation's own).
 REQUIRED_PROPS = ("EnvironmentName", "AirflowVersion", "DagId", "MigrationId", "Step", "Conf")
-OPTIONAL_PROPS = ("Role", "RerunToken")
+OPTIONAL_PROPS = ("Role", "RerunToken", "CliTokenFallback")
 
 # DAG run states (Airflow 2 and 3 share them).
 RUN_DONE_OK = "success"
 RUN_DONE_FAILED = "failed"
 RUN_WAITING = ("queued", "running")
+KNOWN_RUN_STATES = (RUN_DONE_OK, RUN_DONE_FAILED, *RUN_WAITING)
 
 DATA_LIMIT = 4096  # CloudFormation's cap on a custom resource response
 REASON_LIMIT = 3000  # keep a failure reason readable in the console and under the cap
@@ -55,6 +57,7 @@ class Props:
     conf: dict = field(hash=False)
     role: str = DEFAULT_AIRFLOW_ROLE
     rerun_token: str = ""
+    cli_token_fallback: bool = False
 
     @property
     def run_id(self) -> str:
@@ -135,8 +138,11 @@ def parse_props(raw: dict) -> Props:
     token = str(raw.get("RerunToken") or "")
     if len(token) > RERUN_TOKEN_MAX:
         raise PropertyError(f"RerunToken is {len(token)} characters; at most {RERUN_TOKEN_MAX}")
+    fallback = str(raw.get("CliTokenFallback") or "false").strip().lower()
+    if fallback not in ("true", "false"):
+        raise PropertyError(f"CliTokenFallback={raw.get('CliTokenFallback')!r} is not allowed; allowed: true, false")
     conf = parse_conf(raw["Conf"], migration_id=mid, step=step)
-    return Props(env, version, dag_id, mid, step, conf, role, token)
+    return Props(env, version, dag_id, mid, step, conf, role, token, fallback == "true")
 
 
 def parse_conf(text, *, migration_id: str, step: str) -> dict:
@@ -203,7 +209,11 @@ def decide(event: dict, props: Optional[Props], *, stack_rolling_back: bool = Fa
 
 
 def classify(run: Optional[dict]) -> str:
-    """``wait`` | ``success`` | ``failed`` for a run as ``airflow_api`` normalizes it."""
+    """``wait`` | ``success`` | ``failed`` | ``unknown`` for a run as ``airflow_api`` normalizes it.
+
+    No run yet, or a run without a state, waits; a state Airflow does not define (a newer or
+    patched Airflow) is ``unknown``: the handler fails at once instead of waiting it out.
+    """
     if run is None:
         return "wait"
     state = (run.get("state") or "").lower()
@@ -211,7 +221,15 @@ def classify(run: Optional[dict]) -> str:
         return "success"
     if state == RUN_DONE_FAILED:
         return "failed"
-    return "wait"
+    if not state or state in RUN_WAITING:
+        return "wait"
+    return "unknown"
+
+
+def unknown_state_message(props: Props, state: str) -> str:
+    return clip(f"DAG {props.dag_id} run {props.run_id} in MWAA environment {props.environment_name} is in "
+                f"state {state!r}, which this runner does not know (known: {', '.join(KNOWN_RUN_STATES)}); "
+                "it stops instead of waiting: check the run in the Airflow UI, then redeploy.", REASON_LIMIT)
 
 
 # ---- where a failure is and what to say ---------------------------------------------------

@@ -11,6 +11,7 @@ from stacks.config.reader import ConfigError, Section, Shown
 from stacks.config.schema import (
     AIRFLOW_OPTION_KEY_RE,
     COUNT_KINDS,
+    ENVIRONMENT_LOG_DAYS,
     LOG_LEVELS,
     LOG_RETENTION_DAYS,
     LOG_TYPES,
@@ -99,7 +100,7 @@ def logging_settings(sec: Section) -> LoggingSettings:
         retention_days=s.get(
             "retention_days",
             int,
-            30,
+            ENVIRONMENT_LOG_DAYS,
             lambda v: (
                 None
                 if v in LOG_RETENTION_DAYS

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from mwaa_common.retention import ENVIRONMENT_LOG_DAYS, FLOW_LOG_DAYS, LOG_RETENTION_DAYS
+
+__all__ = ["ENVIRONMENT_LOG_DAYS", "FLOW_LOG_DAYS", "LOG_RETENTION_DAYS"]  # re-exported to the section readers
+
 # Patterns are used with fullmatch (stacks.config.reader.regex): "$" alone would accept a
 # trailing newline. Names shared with the Lambdas and tools (environment name, migration id,
 # bucket names, tags) are in lambda/mwaa_common/names.py.
@@ -54,31 +58,7 @@ COUNT_KINDS = {
 }
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 LOG_TYPES = ("dag_processing", "scheduler", "task", "webserver", "worker")
-# CloudWatch Logs PutRetentionPolicy accepts exactly these day counts.
-LOG_RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
-)
+# CloudWatch Logs' retention values and this project's defaults: lambda/mwaa_common/retention.py
 WEBSERVER_ACCESS_MODES = ("PRIVATE_ONLY", "PUBLIC_ONLY")
 REMOVAL_POLICIES = ("retain", "destroy")
 IMPORT_STRATEGIES = ("skip_existing", "overwrite")
@@ -140,7 +120,9 @@ class EnvironmentSettings:
     weekly_maintenance_window_start: str | None = None
     tags: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     logging: LoggingSettings = field(
-        default_factory=lambda: LoggingSettings(MappingProxyType({t: "INFO" for t in LOG_TYPES}), 30, "retain")
+        default_factory=lambda: LoggingSettings(
+            MappingProxyType({t: "INFO" for t in LOG_TYPES}), ENVIRONMENT_LOG_DAYS, "retain"
+        )
     )
 
 
@@ -172,7 +154,7 @@ class NetworkConfig:
     route_table_ids: tuple[str, ...] = ()  # existing
     create_endpoints: bool = True
     sts_endpoint: bool = False
-    flow_log_retention_days: int = 90
+    flow_log_retention_days: int = FLOW_LOG_DAYS
     reserved_cidrs: tuple[str, ...] = ()
 
 

@@ -11,6 +11,7 @@ from stacks.config.environment import ENV_SETTING_KEYS, airflow_version, dag_s3_
 from stacks.config.reader import ConfigError, Section, cidr, regex
 from stacks.config.schema import (
     AZ_RE,
+    FLOW_LOG_DAYS,
     IMPORT_STRATEGIES,
     KMS_KEY_ARN_RE,
     LOG_RETENTION_DAYS,
@@ -60,7 +61,7 @@ def network_section(top: Section) -> NetworkConfig:
         flow_log_retention_days=s.get(
             "flow_log_retention_days",
             int,
-            90,
+            FLOW_LOG_DAYS,
             lambda v: (
                 None
                 if v in LOG_RETENTION_DAYS

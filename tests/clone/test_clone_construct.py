@@ -107,7 +107,7 @@ FULL_EXTRA = [
 
 
 def log_statement(stack, clone):
-    return {"Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+    return {"Sid": "WriteOwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": {"Fn::GetAtt": [stack.get_logical_id(clone.log_group.node.default_child), "Arn"]}}
 
 
@@ -119,13 +119,13 @@ def canonical(policies):
 def test_every_statement_of_the_handler_role(full):
     _, stack, clone, template = full
     assert canonical(policies_of(template, handler_role_id(stack, clone))) == canonical([
-        [log_statement(stack, clone)], COMMON_STATEMENTS + FULL_EXTRA])
+        COMMON_STATEMENTS + FULL_EXTRA + [log_statement(stack, clone)]])
 
 
 def test_minimal_role_has_no_endpoint_kms_or_delete_rights(minimal):
     _, stack, clone, template = minimal
     assert canonical(policies_of(template, handler_role_id(stack, clone))) == canonical([
-        [log_statement(stack, clone)], COMMON_STATEMENTS])
+        COMMON_STATEMENTS + [log_statement(stack, clone)]])
 
 
 @pytest.mark.parametrize("fixture", ["full", "minimal"])
@@ -152,8 +152,9 @@ def test_provider_timeouts(full):
     assert retry["IntervalSeconds"] >= 30
     assert retry["IntervalSeconds"] * retry["MaxAttempts"] == 3600 and retry["BackoffRate"] == 1
     (custom,) = resources(template, "Custom::MwaaEnvironmentClone").values()
-    # the handler gives up (with its resume message) two polls before the framework would
-    assert int(custom["Properties"]["WaitBudgetSeconds"]) == 3600 - 2 * retry["IntervalSeconds"]
+    # the handler gives up (with its resume message) before the framework would: one poll, one
+    # is_complete run (2 min) and 30 s of slack earlier
+    assert int(custom["Properties"]["WaitBudgetSeconds"]) == 3600 - retry["IntervalSeconds"] - 120 - 30
 
 
 def test_custom_resource_properties(full):

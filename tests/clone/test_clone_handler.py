@@ -5,6 +5,7 @@ MWAA / CloudFormation service models; assert_no_pending_responses proves each se
 made exactly the calls listed.
 """
 import copy
+import re
 from datetime import datetime, timezone
 
 import boto3
@@ -492,3 +493,84 @@ def test_lambda_entry_points_use_the_module_clients(aws, monkeypatch):
 
     assert h.on_event(event("Delete", physical=TARGET), Context())["Data"]["Action"] == "retained"
     assert h.is_complete(event("Delete", physical=TARGET, data={"Action": "retained"}), Context()) == {"IsComplete": True}
+
+
+# --------------------------------------------------------------------------- hardening (issue 12)
+
+@pytest.mark.parametrize("status", ["UNAVAILABLE", "CREATE_FAILED", "UPDATING", "DELETING", "MAINTENANCE",
+                                    "UPDATE_FAILED", "CREATING"])
+def test_source_not_available_is_not_cloned(aws, status):
+    """Item 2: before, a source in any status was cloned; now only AVAILABLE, named in the message."""
+    aws.not_found(TARGET)
+    source = {**load_env("cfn_created_2_10_3"), "Status": status}
+    aws.get(SOURCE, {"Environment": source})
+    with pytest.raises(h.HandlerError, match=rf"source environment '{SOURCE}' is {status}.*cloned only when "
+                                             "AVAILABLE"):
+        aws.handler.on_event(event("Create"))  # no create_environment stubbed: none may happen
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda e: e.pop("StackId"), "StackId is missing"),
+    (lambda e: e.update(StackId="not-an-arn"), "StackId='not-an-arn' is not a CloudFormation stack ARN"),
+    (lambda e: e.update(RequestType="Upsert"), "RequestType='Upsert'; allowed: Create, Update, Delete"),
+    (lambda e: e.pop("PhysicalResourceId"), "PhysicalResourceId is missing"),
+    (lambda e: e.pop("OldResourceProperties"), "OldResourceProperties is missing"),
+    (lambda e: e.update(ResourceProperties="x"), "ResourceProperties must be an object"),
+])
+def test_malformed_events_fail_with_a_clear_message(aws, change, message):
+    """Item 14: before, these raised KeyError/TypeError tracebacks from deep inside."""
+    ev = event("Update", cfn_props(), old=cfn_props(), physical=TARGET)
+    change(ev)
+    with pytest.raises(h.HandlerError, match=rf"malformed custom-resource event: {re.escape(message)}"):
+        aws.handler.on_event(ev)
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"Action": "created", "WaitDeadline": "soon"}, "Data.WaitDeadline='soon' is not a number"),
+    ({"Action": "created", "StartedAt": "yesterday"}, "Data.StartedAt='yesterday' is not a number"),
+    ({"Action": "updating", "UpdateRequestedAt": "nan"}, "Data.UpdateRequestedAt='nan' is not a finite number"),
+])
+def test_malformed_waiter_data_fails_with_a_clear_message(aws, data, message):
+    with pytest.raises(h.HandlerError, match=re.escape(message)):
+        aws.handler.is_complete(event("Create", physical=TARGET, data=data))
+
+
+def test_waiter_event_without_physical_id_fails_clearly(aws):
+    with pytest.raises(h.HandlerError, match="PhysicalResourceId is missing"):
+        aws.handler.is_complete(event("Create", data={"Action": "created"}))
+
+
+def _replaced_handler(aws):
+    return h.CloneHandler(aws.mwaa, aws.cfn, caller=aws.handler.caller, now=lambda: aws.now,
+                          replaced_target=TARGET)
+
+
+def test_replaced_target_is_deleted_after_a_successful_rename_when_opted_in(aws):
+    """Item 5: with delete_replaced_target the old target goes once the rename succeeded."""
+    aws.stack("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
+    aws.get(TARGET, target_env("AVAILABLE"))
+    aws.m.add_response("delete_environment", {}, {"Name": TARGET})
+    result = _replaced_handler(aws).on_event(event("Delete", cfn_props(), physical=TARGET))
+    assert result["Data"]["Action"] == "deletion-requested"
+    # the cleanup is not held while MWAA deletes it
+    assert _replaced_handler(aws).is_complete(event("Delete", physical=TARGET, data=result["Data"])) == {
+        "IsComplete": True}
+
+
+@pytest.mark.parametrize("status", ["UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_IN_PROGRESS"])
+def test_replaced_target_is_kept_unless_the_update_succeeded(aws, status):
+    aws.stack(status)
+    result = _replaced_handler(aws).on_event(event("Delete", cfn_props(), physical=TARGET))
+    assert result["Data"]["Action"] == "retained"
+
+
+def test_replaced_target_without_our_tags_is_never_deleted(aws):
+    aws.stack("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
+    aws.get(TARGET, target_env("AVAILABLE", tags={"team": "data"}))
+    result = _replaced_handler(aws).on_event(event("Delete", cfn_props(), physical=TARGET))
+    assert result["Data"]["Action"] == "retained"
+
+
+def test_without_the_opt_in_a_renamed_target_is_kept(aws):
+    result = aws.handler.on_event(event("Delete", cfn_props(), physical=TARGET))
+    assert result["Data"]["Action"] == "retained"

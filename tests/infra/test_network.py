@@ -102,6 +102,17 @@ def test_flow_logs_on(stage):
     assert group["Properties"]["RetentionInDays"] == stage.cfg.network.flow_log_retention_days
 
 
+def test_flow_log_role_trusts_only_this_accounts_flow_logs(stage):
+    """Issue 12 item 12: the trust had no aws:SourceAccount (confused deputy)."""
+    t = stage.json("network")
+    (role,) = [r for k, r in resources(t, "AWS::IAM::Role").items() if k.startswith("FlowLogRole")]
+    (st,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert st["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert st["Condition"]["StringEquals"] == {"aws:SourceAccount": stage.cfg.account}
+    assert st["Condition"]["ArnLike"] == {
+        "aws:SourceArn": f"arn:aws:ec2:{stage.cfg.region}:{stage.cfg.account}:vpc-flow-log/*"}
+
+
 def test_synth_needs_no_lookups(stage):
     """No context lookup (AZs, VPCs) is pending: `cdk synth --no-lookups` cannot fail on one."""
     manifest = json.loads((Path(stage.assembly().directory) / "manifest.json").read_text())

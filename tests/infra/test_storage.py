@@ -83,3 +83,16 @@ def test_export_prefix_is_the_guides(stage):
     assert stage.stacks.storage.export_prefix == f"data/migration/{src}_to_{tgt}/export/"
     outputs = stage.json("storage")["Outputs"]
     assert outputs["ExportPrefix"]["Value"] == stage.stacks.storage.export_prefix
+
+
+def test_every_access_log_delivery_is_limited_to_this_account(stage):
+    """Issue 12 item 12: CDK wrote the DAG buckets' (cross-stack) log-delivery grant without
+    aws:SourceAccount/aws:SourceArn; every logging.s3 Allow now carries aws:SourceAccount."""
+    t = stage.json("storage")
+    statements = [s for r in t["Resources"].values() if r["Type"] == "AWS::S3::BucketPolicy"
+                  for s in r["Properties"]["PolicyDocument"]["Statement"]
+                  if s.get("Principal") == {"Service": "logging.s3.amazonaws.com"}]
+    assert len(statements) >= 1 + (stage.cfg.source.mode == "create")  # the migration bucket's, the DAG buckets'
+    for s in statements:
+        assert s["Effect"] == "Allow" and s["Action"] == "s3:PutObject"
+        assert s["Condition"]["StringEquals"]["aws:SourceAccount"] == stage.cfg.account

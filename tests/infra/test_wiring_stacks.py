@@ -94,15 +94,25 @@ def _stack_deps(stage, which: str) -> set[str]:
             if not d.id.endswith(".assets")}
 
 
+def _export(stage, name: str):
+    """The value of the output exported as ``name`` (a strong reference's Fn::ImportValue)."""
+    (value,) = [o["Value"] for w in ("network", "storage", "source", "target")
+                for o in (stage.json(w).get("Outputs") or {}).values() if (o.get("Export") or {}).get("Name") == name]
+    return value
+
+
 def deref(stage, value):
-    """``value`` with every cross-stack reference (Fn::GetStackOutput) replaced by the value of
-    the producing stack's output, e.g. {"Fn::GetAtt": ["EnvironmentExecutionRole...", "Arn"]}."""
+    """``value`` with every cross-stack reference (weak: Fn::GetStackOutput, strong: Fn::ImportValue)
+    replaced by the value of the producing stack's output, e.g. {"Fn::GetAtt": ["EnvironmentExecutionRole...",
+    "Arn"]}."""
     if isinstance(value, dict):
         if set(value) == {"Fn::GetStackOutput"}:
             ref = value["Fn::GetStackOutput"]
             (which,) = [w for w in ("network", "storage", "source", "target")
                         if getattr(stage.stacks, w).stack_name == ref["StackName"]]
             return stage.json(which)["Outputs"][ref["OutputName"]]["Value"]
+        if set(value) == {"Fn::ImportValue"}:
+            return _export(stage, value["Fn::ImportValue"])
         return {k: deref(stage, v) for k, v in value.items()}
     if isinstance(value, list):
         return [deref(stage, v) for v in value]
@@ -193,7 +203,8 @@ def test_export_waits_only_for_the_source_stack(migrating):
         assert export not in all_deps(m, env_id)
     src = migrating.json("source")
     (publish,) = resources(src, PUBLISH).values()
-    assert publish["Properties"]["DestinationBucketKeyPrefix"] == f"{migrating.cfg.source.environment.dag_s3_path}/"
+    assert publish["Properties"]["DestinationBucketKeyPrefix"] == (
+        f"{migrating.cfg.source.environment.dag_s3_path}/mwaa-upgrade/")
     assert migrating.stacks.source.stack_name in _stack_deps(migrating, "migration")
 
 
@@ -209,7 +220,8 @@ def test_import_waits_for_export_the_target_and_its_dags(migrating):
         assert (which, migrating.json("target")["Resources"][env_id]["Type"]) == ("target", "AWS::MWAA::Environment")
     t = migrating.json("target")
     (publish,) = resources(t, PUBLISH).values()
-    assert publish["Properties"]["DestinationBucketKeyPrefix"] == f"{migrating.cfg.target.environment.dag_s3_path}/"
+    assert publish["Properties"]["DestinationBucketKeyPrefix"] == (
+        f"{migrating.cfg.target.environment.dag_s3_path}/mwaa-upgrade/")
     assert migrating.stacks.target.stack_name in _stack_deps(migrating, "migration")
 
 
@@ -247,6 +259,12 @@ def test_clone_uses_the_target_stacks_role_bucket_and_network(dev):
     assert o["ExecutionRoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
     assert o["SourceBucketArn"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
     assert o["NetworkConfiguration"]["SecurityGroupIds"] == [{"Fn::GetAtt": [sg_id, "GroupId"]}]
+    # issue 12 item 12: role and security group through strong references (exports of the target
+    # stack), so CloudFormation refuses to delete them while the cloned environment uses them
+    raw = m["Resources"][clone]["Properties"]["Overrides"]
+    assert raw["ExecutionRoleArn"] == {"Fn::ImportValue": f"{dev.stacks.target.stack_name}:ExecutionRoleArn"}
+    assert raw["NetworkConfiguration"]["SecurityGroupIds"] == [
+        {"Fn::ImportValue": f"{dev.stacks.target.stack_name}:SecurityGroupId"}]
     # what the clone needs from the target stack exists there: the role's import policy, the
     # five airflow-{target}-* log groups and the security group's self-referencing rule
     import_policy = next(k for k in resources(t, "AWS::IAM::Policy") if k.startswith("ImportPolicy"))
@@ -418,13 +436,15 @@ def test_clone_handler_role_every_statement(dev):
         "DeleteTarget": {"Action": "airflow:DeleteEnvironment", "Resource": _arn(cfg, "airflow", f"environment/{tgt}")},
     }
     actual = deref(dev, _policy(m, "CloneHandlerPolicy"))
-    assert {sid: {k: v for k, v in st.items() if k not in ("Sid", "Effect")} for sid, st in actual.items()} == expected
-    assert all(st["Effect"] == "Allow" for st in actual.values())
-    # the role's other policy: write to its own log group only; no managed policies
-    logs = _policy(m, "CloneHandlerRoleDefaultPolicy")
-    (st,) = logs.values()
+    # write to its own log group only
+    st = actual.pop("WriteOwnLogs")
     assert st["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
     assert st["Resource"]["Fn::GetAtt"][0].startswith("CloneLogs")
+    assert {sid: {k: v for k, v in st.items() if k not in ("Sid", "Effect")} for sid, st in actual.items()} == expected
+    assert all(st["Effect"] == "Allow" for st in actual.values())
+    # one policy, no managed policies
+    assert [k for k in resources(m, "AWS::IAM::Policy") if k.startswith("CloneHandler")] == [
+        next(k for k in resources(m, "AWS::IAM::Policy") if k.startswith("CloneHandlerPolicy"))]
     for k, r in resources(m, "AWS::IAM::Role").items():
         assert "ManagedPolicyArns" not in r["Properties"], k
 
@@ -432,17 +452,14 @@ def test_clone_handler_role_every_statement(dev):
 def test_runner_handler_role_every_statement(migrating):
     cfg, t = migrating.cfg, migrating.json("migration")
     src, tgt = cfg.source.environment.name, cfg.target.environment.name
-    actual = _policy(t, "MigrationRunHandlerRoleDefaultPolicy")
-    logs = actual.pop('(no sid) ["logs:CreateLogStream", "logs:PutLogEvents"]')
-    assert sorted(r["Fn::GetAtt"][0][:-8] for r in logs["Resource"]) == [
-        "MigrationRunIsCompleteLogs", "MigrationRunOnEventLogs"]
+    actual = _policy(t, "MigrationRunHandlerPolicy")
+    logs = actual.pop("WriteOwnLogs")
+    assert logs["Resource"]["Fn::GetAtt"][0][:-8] == "MigrationRunLogs"
     expected = {
         "InvokeAirflowRestApi": {"Action": "airflow:InvokeRestApi",
                                  "Resource": [_arn(cfg, "airflow", f"role/{src}/Op"),
                                               _arn(cfg, "airflow", f"role/{tgt}/Op")]},
-        "CliTokenFallback": {"Action": "airflow:CreateCliToken",
-                             "Resource": [_arn(cfg, "airflow", f"environment/{src}"),
-                                          _arn(cfg, "airflow", f"environment/{tgt}")]},
+        # no CreateCliToken: the CLI-token fallback is off unless the stage turns it on
         "DetectStackRollback": {"Action": "cloudformation:DescribeStacks", "Resource": {"Ref": "AWS::StackId"}},
         # in the VPC (every shipped stage): Lambda's ENI actions, inline
         "LambdaVpcEni": {"Action": ["ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface",
@@ -459,11 +476,11 @@ def test_dag_publishers_write_only_under_the_dag_folder(migrating):
     cfg = migrating.cfg
     for which, env in (("source", cfg.source.environment), ("target", cfg.target.environment)):
         t = migrating.json(which)
-        deny = _policy(t, "DagPublisherSharedRoleDefaultPolicy")["WriteOnlyUnderDagFolders"]
+        deny = _policy(t, "DagPublisherSharedRoleDefaultPolicy")["WriteOnlyUnderOurSubfolders"]
         assert deny["Effect"] == "Deny" and deny["Action"] == ["s3:Abort*", "s3:DeleteObject*", "s3:PutObject*"]
         resource = json.dumps(deny["NotResource"])
-        assert resource.endswith(f'"/{env.dag_s3_path}/*"]]}}') or resource == json.dumps(
-            f"{cfg.source.dag_bucket_arn}/{env.dag_s3_path}/*")
+        assert resource.endswith(f'"/{env.dag_s3_path}/mwaa-upgrade/*"]]}}') or resource == json.dumps(
+            f"{cfg.source.dag_bucket_arn}/{env.dag_s3_path}/mwaa-upgrade/*")
 
 
 def test_adopted_source_dags_go_to_the_configured_bucket(example):
@@ -473,7 +490,8 @@ def test_adopted_source_dags_go_to_the_configured_bucket(example):
     bucket = cfg.source.dag_bucket_arn.split(":::")[1]
     assert publish["Properties"]["DestinationBucketName"] == bucket
     grants = json.dumps(_policy(t, "DagPublisherSharedRoleDefaultPolicy"))
-    assert f"arn:aws:s3:::{bucket}/*" in grants and f"arn:aws:s3:::{bucket}/{cfg.source.environment.dag_s3_path}/*" in grants
+    path = cfg.source.environment.dag_s3_path
+    assert f"arn:aws:s3:::{bucket}/*" in grants and f"arn:aws:s3:::{bucket}/{path}/mwaa-upgrade/*" in grants
 
 
 # ---------------------------------------------------------------------------- outputs

@@ -146,8 +146,49 @@ def test_replacement_causing_changes_are_flagged(tmp_path):
         ("MigrationBucket", "BucketName"): ("mwaa-upgrade-dev-migration", "mwaa-upgrade-dev-migration-v2"),
         ("LogsBucketDDDD3333", "(logical ID)"): ("present", "removed: CloudFormation deletes it"),
     }
-    assert all(f["severity"] == "high" for f in result["flags"] if f["category"] == "replacement")
-    assert len([f for f in result["flags"] if f["category"] == "replacement"]) == 4
+    severity = {f["message"].split(": ")[0]: f["severity"] for f in result["flags"] if f["category"] == "replacement"}
+    # issue 12 item 1: a change that replaces a live MWAA environment is refused (the stage does not
+    # allow it); other replacements stay flagged high
+    assert severity == {"AWS::MWAA::Environment Name": "refused",
+                        "AWS::MWAA::Environment NetworkConfiguration.SubnetIds": "refused",
+                        "AWS::S3::Bucket BucketName": "high", "AWS::S3::Bucket (logical ID)": "high"}
+    assert len(result["refused"]) == 2 and "allow_environment_replacement: true" in result["refused"][0]["message"]
+
+
+def test_environment_replacement_allowed_by_the_stage_is_flagged_not_refused(tmp_path):
+    current = _copy_clean(tmp_path)
+
+    def change(resources):
+        resources["TargetEnvCCCC2222"]["Properties"]["Name"] = "mwaa-dev-target-2"
+        resources["TargetEnvCCCC2222"]["Metadata"] = {"mwaa-upgrade:allow-replacement": True}
+    _edit(current / "DevData.template.json", change)
+    result = review(load_cloud_assembly(current)[0], load_cloud_assembly(FIXTURES / "clean")[0])
+    (flag,) = [f for f in result["flags"] if f["category"] == "replacement"]
+    assert flag["severity"] == "high" and result["refused"] == []
+    assert "allowed by the stage" in flag["message"] and "keeps running and costing" in flag["message"]
+
+
+def test_renamed_clone_target_says_the_old_environment_is_kept(tmp_path):
+    """Issue 12 item 5: a new target.name creates a new environment; the old one is kept (cost)."""
+    base, current = tmp_path / "base", tmp_path / "current"
+    for where, name, meta in ((base, "orders-2-11", None), (current, "orders-2-11-b", None)):
+        shutil.copytree(FIXTURES / "clean", where)
+        clone = {"Type": "Custom::MwaaEnvironmentClone", "Properties": {"TargetName": name}}
+        if meta:
+            clone["Metadata"] = meta
+        _edit(where / "DevData.template.json", lambda r, c=clone: r.update(Clone1234=c))
+    result = review(load_cloud_assembly(current)[0], load_cloud_assembly(base)[0])
+    (flag,) = [f for f in result["flags"] if f["category"] == "replacement"]
+    assert flag["severity"] == "high"
+    assert flag["message"].startswith("target.name orders-2-11 -> orders-2-11-b: the clone creates a new environment "
+                                      "and keeps orders-2-11")
+    assert "set migration.delete_replaced_target: orders-2-11" in flag["message"]
+    # opted in: the review says it will be deleted
+    _edit(current / "DevData.template.json", lambda r: r["Clone1234"].update(
+        Metadata={"mwaa-upgrade:delete-replaced-target": "orders-2-11"}))
+    result = review(load_cloud_assembly(current)[0], load_cloud_assembly(base)[0])
+    (flag,) = [f for f in result["flags"] if f["category"] == "replacement"]
+    assert "orders-2-11 is deleted once the update succeeds" in flag["message"]
 
 
 def test_kms_key_and_endpoint_management_changes_are_replacements(tmp_path):
@@ -242,12 +283,15 @@ def test_baseline_from_a_git_ref_is_synthesized_offline_once(tmp_path, capsys):
           lambda r: r["TargetEnvCCCC2222"]["Properties"].update(Name="mwaa-dev-target-2"))
     argv = ["--cdk-out", str(current), "--baseline", "HEAD", "--repo", str(repo),
             "--baseline-cmd", command, "--baseline-out", "built", "--out", str(tmp_path / "r.md")]
-    assert main(argv) == 0
-    assert main(argv) == 0
+    # a renamed environment is refused (exit 3) whatever --fail-on-flags says
+    assert main(argv) == 3
+    assert main(argv) == 3
     assert counter.read_text() == "run\n"  # the second review reused the synthesized baseline
-    assert "replacements vs baseline `HEAD`: 1" in capsys.readouterr().out
-    assert "| Dev-Data | TargetEnvironment | AWS::MWAA::Environment | Name | mwaa-dev-target | mwaa-dev-target-2 |" \
-        in (tmp_path / "r.md").read_text()
+    captured = capsys.readouterr()
+    assert "replacements vs baseline `HEAD`: 1" in captured.out
+    assert "REFUSED: 1 change(s) would replace a live MWAA environment" in captured.err
+    assert ("| Dev-Data | TargetEnvironment | AWS::MWAA::Environment | Name | mwaa-dev-target | mwaa-dev-target-2 | "
+            "refused |") in (tmp_path / "r.md").read_text()
 
 
 def test_failing_baseline_command_is_reported(tmp_path, capsys):

@@ -7,7 +7,7 @@ import shlex
 import pytest
 
 from dag_runner import handler
-from dag_runner.airflow_api import AirflowApiError, AirflowClient
+from dag_runner.airflow_api import AirflowApiError, AirflowClient, CliFallbackDisabled
 from runner_fakes import ENV, conf, event
 
 RUN = "mig-2-10-3-to-3-0-6-e"
@@ -38,7 +38,7 @@ def test_access_denied_on_invoke_rest_api_falls_back_to_cli_airflow2(mwaa, http)
     http.answer("Created <DagRun db_export @ ...: mig-2-10-3-to-3-0-6-e, state:queued>")
     http.answer(runs_json((RUN, "queued")))
 
-    result = handler.on_event(event(), None, mwaa=mwaa.client, http=http, now=lambda: T0)
+    result = handler.on_event(event(CliTokenFallback="true"), None, mwaa=mwaa.client, http=http, now=lambda: T0)
     data = result["Data"]
     assert data["State"] == "queued" and data["Channel"] == "cli"
     assert "AccessDeniedException" in data["FallbackReason"]
@@ -64,7 +64,7 @@ def test_airflow3_cli_follows_the_307_to_the_trailing_slash(mwaa, http):
     http.redirect("/aws_mwaa/cli/")  # relative Location
     http.answer("Dag: db_export, paused: False")
 
-    result = handler.on_event(event(AirflowVersion="3.0.6"), None, mwaa=mwaa.client, http=http,
+    result = handler.on_event(event(AirflowVersion="3.0.6", CliTokenFallback="true"), None, mwaa=mwaa.client, http=http,
                               now=lambda: T0)
     assert result["Data"]["State"] == "running" and result["Data"]["Channel"] == "cli"
     assert [c["url"] for c in http.calls] == [
@@ -73,7 +73,7 @@ def test_airflow3_cli_follows_the_307_to_the_trailing_slash(mwaa, http):
 
 
 def test_redirect_to_another_host_is_refused(mwaa, http):
-    client = AirflowClient(mwaa.client, ENV, "3.0.6", http=http)
+    client = AirflowClient(mwaa.client, ENV, "3.0.6", http=http, allow_cli=True)
     mwaa.cli_token(host=HOST)
     http.redirect("https://evil.example.com/aws_mwaa/cli/")
     with pytest.raises(AirflowApiError, match="redirected off-host"):
@@ -85,7 +85,7 @@ def test_sdk_without_invoke_rest_api_uses_cli_from_the_start(mwaa, http):
         meta = mwaa.client.meta
         create_cli_token = mwaa.client.create_cli_token
 
-    client = AirflowClient(OldSdk(), ENV, "2.10.3", http=http)
+    client = AirflowClient(OldSdk(), ENV, "2.10.3", http=http, allow_cli=True)
     assert client.channel == "cli" and "no InvokeRestApi" in client.fallback_reason
     mwaa.cli_token(host=HOST)
     http.answer(runs_json((RUN, "failed")))
@@ -102,7 +102,7 @@ def test_cli_failed_run_lists_failed_tasks_without_try_number(mwaa, http):
         {"dag_id": DAG, "task_id": "write_manifest", "state": "upstream_failed", "end_date": ""},
     ]))
     with pytest.raises(handler.RunFailed) as err:
-        handler.on_event(event(), None, mwaa=mwaa.client, http=http, now=lambda: T0)
+        handler.on_event(event(CliTokenFallback="true"), None, mwaa=mwaa.client, http=http, now=lambda: T0)
     msg = str(err.value)
     assert "Failed task: export_tables." in msg
     assert f"stream dag_id={DAG}/run_id={RUN}/task_id=export_tables/attempt=<N>.log" in msg
@@ -110,7 +110,7 @@ def test_cli_failed_run_lists_failed_tasks_without_try_number(mwaa, http):
 
 
 def test_cli_endpoint_error_is_reported(mwaa, http):
-    client = AirflowClient(mwaa.client, ENV, "2.10.3", http=http)
+    client = AirflowClient(mwaa.client, ENV, "2.10.3", http=http, allow_cli=True)
     mwaa.cli_token(host=HOST)
     http.answers.append((403, {}, None, None))
     with pytest.raises(AirflowApiError, match="answered HTTP 403"):
@@ -122,10 +122,29 @@ def test_cli_trigger_that_creates_nothing_is_an_error(mwaa, http):
         meta = mwaa.client.meta
         create_cli_token = mwaa.client.create_cli_token
 
-    client = AirflowClient(OldSdk(), ENV, "2.10.3", http=http)
+    client = AirflowClient(OldSdk(), ENV, "2.10.3", http=http, allow_cli=True)
     mwaa.cli_token(host=HOST)
     http.answer("", "airflow.exceptions.DagNotFound: Dag id db_export not found")
     mwaa.cli_token(host=HOST)
     http.answer(runs_json())
     with pytest.raises(AirflowApiError, match="created no run.*DagNotFound"):
         client.trigger(DAG, RUN, conf())
+
+
+# ---- the fallback is a stage option, off by default (issue 12 item 11)
+
+def test_access_denied_without_the_fallback_option_fails_and_names_it(mwaa, http):
+    """Before the fix the runner fell back to a CLI token on its own, past the Op-role scoping."""
+    mwaa.aws_error("AccessDeniedException", "not authorized to perform airflow:InvokeRestApi",
+                   403, method="GET", path=f"/dags/{DAG}/dagRuns/{RUN}")
+    with pytest.raises(CliFallbackDisabled, match=r"InvokeRestApi cannot be used \(InvokeRestApi on .*"
+                                                  r"AccessDeniedException.*migration.cli_token_fallback: true"):
+        handler.on_event(event(), None, mwaa=mwaa.client, http=http, now=lambda: T0)
+    assert http.calls == []  # no CLI token was ever used
+
+
+def test_sdk_without_invoke_rest_api_and_no_fallback_fails_at_once(http):
+    class OldSdk:
+        pass
+    with pytest.raises(CliFallbackDisabled, match="has no InvokeRestApi"):
+        AirflowClient(OldSdk(), ENV, "2.10.3", http=http)

@@ -104,11 +104,12 @@ def test_timeouts(private):
         assert fn["Properties"]["Timeout"] == 180
         # our "redeploy resumes" failure comes before the framework's 55 min timeout:
         # 3300 s - one poll (30) - one handler run (180) - slack (30)
-        assert fn["Properties"]["Environment"]["Variables"] == {"WAIT_BUDGET_SECONDS": "3060"}
+        assert fn["Properties"]["Environment"]["Variables"] == {"WAIT_BUDGET_SECONDS": "3060", "LOG_LEVEL": "INFO"}
     machine = next(iter(t.find_resources("AWS::StepFunctions::StateMachine").values()))
     definition = json.dumps(machine["Properties"]["DefinitionString"])
     assert '\\"IntervalSeconds\\":30' in definition and '\\"MaxAttempts\\":110' in definition
-    assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
+    # issue 12 item 10: waiter logging off, as in the clone (on, it brought logs:* on "*")
+    assert "LoggingConfiguration" not in machine["Properties"]
 
 
 def test_handlers_in_the_vpc_framework_outside(private):
@@ -130,8 +131,7 @@ def test_public_webserver_keeps_handlers_out_of_the_vpc(public):
 
 
 def _handler_statements(stack, runner, t):
-    policy = t.find_resources("AWS::IAM::Policy")[
-        stack.get_logical_id(runner.handler_role.node.find_child("DefaultPolicy").node.default_child)]
+    policy = t.find_resources("AWS::IAM::Policy")[stack.get_logical_id(runner.handler_policy.node.default_child)]
     return stack.resolve(policy["Properties"]["PolicyDocument"]["Statement"])
 
 
@@ -147,26 +147,23 @@ def test_every_handler_iam_statement(private, public):
         assert by_sid["InvokeAirflowRestApi"] == {
             "Sid": "InvokeAirflowRestApi", "Effect": "Allow", "Action": "airflow:InvokeRestApi",
             "Resource": [_arn(f"role/{SRC}/Op"), _arn(f"role/{TGT}/Op")]}
-        assert by_sid["CliTokenFallback"] == {
-            "Sid": "CliTokenFallback", "Effect": "Allow", "Action": "airflow:CreateCliToken",
-            "Resource": [_arn(f"environment/{SRC}"), _arn(f"environment/{TGT}")]}
+        assert "CliTokenFallback" not in by_sid  # off by default (issue 12 item 11)
         assert by_sid["DetectStackRollback"] == {
             "Sid": "DetectStackRollback", "Effect": "Allow", "Action": "cloudformation:DescribeStacks",
             "Resource": {"Ref": "AWS::StackId"}}
-        logs = [s for s in statements if "Sid" not in s]
-        assert len(logs) == 2  # one per handler log group, no wildcard
-        for s in logs:
-            assert s["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
-            assert s["Resource"]["Fn::GetAtt"][1] == "Arn"
+        logs = by_sid["WriteOwnLogs"]  # the handlers' one log group, no wildcard
+        assert logs["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+        assert logs["Resource"]["Fn::GetAtt"][1] == "Arn"
         if vpc:
             assert by_sid["LambdaVpcEni"]["Resource"] == "*"
             assert set(by_sid["LambdaVpcEni"]["Action"]) == {
                 "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
                 "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
                 "ec2:UnassignPrivateIpAddresses"}
-            assert len(statements) == 6
+            assert len(statements) == 4
         else:
-            assert "LambdaVpcEni" not in by_sid and len(statements) == 5
+            assert "LambdaVpcEni" not in by_sid and len(statements) == 3
+        assert all("Sid" in s for s in statements)
 
 
 def test_no_managed_policies_anywhere(private):
@@ -189,8 +186,8 @@ def test_every_framework_role_statement(private):
             "Resource": {"Fn::GetAtt": [Match.string_like_regexp("^RunnerFrameworkLogs"), "Arn"]}}
     machine = {"Action": "states:StartExecution", "Effect": "Allow",
                "Resource": {"Ref": Match.string_like_regexp("^RunnerProviderwaiterstatemachine")}}
-    for role, statements in ((runner.on_event_role, expected + [machine, logs]),
-                             (runner.complete_role, expected + [logs])):
+    for role, statements in ((runner.on_event_role, [logs] + expected + [machine]),
+                             (runner.complete_role, [logs] + expected)):
         t.has_resource_properties("AWS::IAM::Policy", {
             "PolicyDocument": {"Statement": statements},
             "Roles": [{"Ref": stack.get_logical_id(role.node.default_child)}]})
@@ -202,14 +199,23 @@ def test_nag_clean(private, public):
         assert [v.rule_name for v in report.violations] == []
 
 
-def test_dag_publisher_never_prunes_or_empties_the_dag_bucket(private):
+def test_dag_publisher_writes_only_into_its_own_subfolder(private):
+    """Issue 12 item 4: before, the publisher wrote into dags/ itself (overwriting a customer's
+    dags/.airflowignore) and left its files behind on delete."""
     _, stack, _, _, t = private
     deployments = t.find_resources("Custom::CDKBucketDeployment")
     assert len(deployments) == 2
     for d in deployments.values():
         p = d["Properties"]
-        assert p["Prune"] is False and p["RetainOnDelete"] is True
-        assert p["DestinationBucketKeyPrefix"] == "dags/"
+        assert p["DestinationBucketKeyPrefix"] == "dags/mwaa-upgrade/"
+        # only ours lives there: pruned, and removed with the stack
+        assert p["Prune"] is True and p["RetainOnDelete"] is False
+    deny = [s for p in t.find_resources("AWS::IAM::Policy").values()
+            for s in p["Properties"]["PolicyDocument"]["Statement"] if s.get("Effect") == "Deny"]
+    assert len(deny) == 1 and deny[0]["Sid"] == "WriteOnlyUnderOurSubfolders"
+    assert set(deny[0]["Action"]) == {"s3:PutObject*", "s3:DeleteObject*", "s3:Abort*"}
+    rendered = json.dumps(deny[0]["NotResource"])
+    assert len(deny[0]["NotResource"]) == 2 and rendered.count('/dags/mwaa-upgrade/*"') == 2
     kms_one = [d for d in deployments.values() if "SystemMetadata" in d["Properties"]]
     assert len(kms_one) == 1 and kms_one[0]["Properties"]["SystemMetadata"]["sse"] == "aws:kms"
     # one shared role for BucketDeployment's singleton Lambda, which both deployments use
@@ -224,6 +230,7 @@ def test_dag_publisher_never_prunes_or_empties_the_dag_bucket(private):
     ({"private_webserver": True}, "needs vpc, vpc_subnets and security_group"),
     ({"environment_names": ["a", "b", "c"]}, "1-2 names"),
     ({"airflow_role": "Viewer"}, "airflow_role='Viewer' is not allowed"),
+    ({"airflow_role": "Admin"}, "airflow_role='Admin' is not allowed; allowed: Op"),
 ])
 def test_runner_rejects_bad_props(kwargs, message):
     stack = cdk.Stack(cdk.App(), "Bad")
@@ -246,3 +253,18 @@ def test_add_dag_run_rejects_bad_input_at_synth(kwargs, message):
             "migration_id": "m1", "step": "export", "conf": CONF, **kwargs}
     with pytest.raises(ValueError, match=message):
         runner.add_dag_run("Run", **args)
+
+
+def test_cli_token_fallback_is_an_explicit_option():
+    """Issue 12 item 11: CreateCliToken only when the stage asks for the fallback."""
+    app = cdk.App()
+    stack = cdk.Stack(app, "Fallback", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    runner = MigrationRunner(stack, "Runner", environment_names=[SRC, TGT], cli_token_fallback=True)
+    run = runner.add_dag_run("Export", environment_name=SRC, airflow_version="2.10.3", dag_id="db_export",
+                             migration_id="m1", step="export", conf=CONF)
+    t = Template.from_stack(stack)
+    by_sid = {s.get("Sid"): s for s in _handler_statements(stack, runner, t)}
+    assert by_sid["CliTokenFallback"] == {
+        "Sid": "CliTokenFallback", "Effect": "Allow", "Action": "airflow:CreateCliToken",
+        "Resource": [_arn(f"environment/{SRC}"), _arn(f"environment/{TGT}")]}
+    assert t.to_json()["Resources"][lid(stack, run)]["Properties"]["CliTokenFallback"] == "true"

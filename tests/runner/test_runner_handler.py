@@ -331,3 +331,49 @@ def test_unreachable_cloudformation_is_explained(mwaa):
     ev = event("Update", physical="other/physical/id", old=event()["ResourceProperties"])
     with pytest.raises(RuntimeError, match="needs a cloudformation interface endpoint"):
         call_on_event(ev, mwaa, cfn=NoRoute())
+
+
+# ---- hardening (issue 12 item 14) ---------------------------------------------------------
+
+def test_unknown_run_state_fails_at_once(mwaa):
+    """Before, a state Airflow does not define ("restarting", a patched Airflow) was waited on
+    until the one-hour budget ran out."""
+    ev = {**event(), "PhysicalResourceId": PHYSICAL,
+          "Data": {"Action": "run", "State": "running", "StartedAt": str(int(T0))}}
+    mwaa.get_run(DAG, RUN, "restarting")
+    with pytest.raises(handler.RunFailed, match=r"state 'restarting', which this runner does not know \(known: "
+                                                r"success, failed, queued, running\)"):
+        call_is_complete(ev, mwaa)
+
+
+def test_unknown_run_state_on_create_fails_at_once(mwaa):
+    mwaa.get_run(DAG, RUN, "archived")
+    with pytest.raises(handler.RunFailed, match="state 'archived'"):
+        call_on_event(event(), mwaa)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda e: e.pop("StackId"), "StackId is missing"),
+    (lambda e: e.pop("PhysicalResourceId"), "PhysicalResourceId is missing"),
+    (lambda e: e.pop("RequestType"), "RequestType is missing"),
+    (lambda e: e.update(OldResourceProperties=["x"]), "OldResourceProperties must be an object, got list"),
+])
+def test_malformed_update_event_is_refused_before_any_call(mwaa, change, message):
+    ev = event("Update", physical=PHYSICAL, old=event()["ResourceProperties"])
+    change(ev)
+    with pytest.raises(ValueError, match=rf"malformed custom-resource event: {message}"):
+        call_on_event(ev, mwaa)
+
+
+def test_delete_without_physical_id_is_refused(mwaa):
+    ev = event("Delete")
+    with pytest.raises(ValueError, match="malformed custom-resource event: PhysicalResourceId is missing"):
+        call_on_event(ev, mwaa)
+
+
+@pytest.mark.parametrize("started", ["yesterday", "inf"])
+def test_non_numeric_started_at_is_refused(mwaa, started):
+    ev = {**event(), "PhysicalResourceId": PHYSICAL, "Data": {"Action": "run", "State": "running",
+                                                                "StartedAt": started}}
+    with pytest.raises(ValueError, match=rf"Data.StartedAt='{started}' is not a (finite )?number"):
+        call_is_complete(ev, mwaa)

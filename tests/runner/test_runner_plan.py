@@ -47,7 +47,10 @@ def test_parse_props_fills_migration_id_and_defaults():
     ({"AirflowVersion": "1.10.12"}, "has no Airflow REST API"),
     ({"MigrationId": "x" * 41}, "MigrationId=.* is not allowed"),
     ({"Step": "copy"}, "Step='copy' is not allowed; allowed: export, import, cutover"),
-    ({"Role": "Viewer"}, "Role='Viewer' is not allowed; allowed: Admin, Op, User"),
+    ({"Role": "Viewer"}, "Role='Viewer' is not allowed; allowed: Op"),
+    # issue 12 item 11: Admin was accepted before; the runner takes only the least role that works
+    ({"Role": "Admin"}, "Role='Admin' is not allowed; allowed: Op"),
+    ({"CliTokenFallback": "yes"}, "CliTokenFallback='yes' is not allowed; allowed: true, false"),
     ({"RerunToken": "t" * 65}, "RerunToken is 65 characters"),
     ({"Conf": "{not json"}, "Conf is not valid JSON"),
     ({"Conf": "[1]"}, "Conf must be a JSON object"),

@@ -9,7 +9,9 @@
                   and node_modules linked in; --baseline-out names the assembly it leaves
                   (default: the --cdk-out path). Cached per commit under .cache/review-baseline.
 Exit status: 0 (flags are for the reviewer), 1 with --fail-on-flags when anything is flagged
-that no cdk-nag acknowledgement with a reason covers, 2 on bad input.
+that no cdk-nag acknowledgement with a reason covers, 2 on bad input, 3 when the baseline
+comparison finds a change that would replace a live MWAA environment and the stage does not
+allow it (``allow_environment_replacement``): refused whatever the other options.
 """
 from __future__ import annotations
 
@@ -73,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ... {len(flags) - len(shown)} more acknowledged flags in the report")
     if args.out:
         print(f"review written to {args.out}")
+    if result["refused"]:
+        print(f"review: REFUSED: {len(result['refused'])} change(s) would replace a live MWAA environment "
+              "(see the [refused] lines)", file=sys.stderr)
+        return 3
     return 1 if args.fail_on_flags and unacknowledged else 0
 
 

@@ -15,9 +15,14 @@ from collections import Counter
 from typing import Any, Iterable, Optional
 
 from tools.review.rules import (
+    ALLOW_REPLACEMENT_METADATA,
+    CLONE_RESOURCE,
+    DELETE_REPLACED_METADATA,
     MIN_ACK_REASON_CHARS,
+    MWAA_ENVIRONMENT,
     PUBLIC_ACCESS_BLOCK_KEYS,
     PUBLIC_ACLS,
+    REFUSED,
     REPLACEMENT_PROPERTIES,
     STATEFUL_TYPES,
     WORLD_CIDRS,
@@ -492,43 +497,96 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _property_changes(stack: dict, before: dict) -> list[dict]:
+    """Changed replacement-causing properties and types of the resources both synths have."""
+    names, old_names = display_names(stack), display_names(before)
+    now = stack["template"].get("Resources") or {}
+    old = before["template"].get("Resources") or {}
+    changes = []
+    for logical_id in sorted(set(now) & set(old)):
+        new_type, old_type = now[logical_id].get("Type"), old[logical_id].get("Type")
+        row = {"stack": stack["name"], "resource": names[logical_id], "logical_id": logical_id, "type": new_type,
+               "metadata": now[logical_id].get("Metadata") or {}}
+        if new_type != old_type:
+            changes.append({**row, "property": "Type", "before": old_type, "after": new_type})
+            continue
+        for prop in REPLACEMENT_PROPERTIES.get(new_type, ()):
+            a = get_path(old[logical_id].get("Properties") or {}, prop)
+            b = get_path(now[logical_id].get("Properties") or {}, prop)
+            if _canonical(a) != _canonical(b):
+                changes.append({**row, "property": prop,
+                                "before": render(a, old_names) if a is not None else "(not set)",
+                                "after": render(b, names) if b is not None else "(not set)"})
+    for logical_id in sorted(set(old) - set(now)):
+        if old[logical_id].get("Type") in STATEFUL_TYPES:
+            changes.append({"stack": stack["name"], "resource": old_names[logical_id], "logical_id": logical_id,
+                            "type": old[logical_id]["Type"], "metadata": old[logical_id].get("Metadata") or {},
+                            "property": "(logical ID)", "before": "present",
+                            "after": "removed: CloudFormation deletes it"})
+    return changes
+
+
+def _renamed_clone_targets(stack: dict, before: dict) -> list[dict]:
+    """Clone resources whose TargetName changed: a new environment is created, the old one stays."""
+    names = display_names(stack)
+    now = stack["template"].get("Resources") or {}
+    old = before["template"].get("Resources") or {}
+    out = []
+    for logical_id in sorted(set(now) & set(old)):
+        if now[logical_id].get("Type") != CLONE_RESOURCE or old[logical_id].get("Type") != CLONE_RESOURCE:
+            continue
+        a = (old[logical_id].get("Properties") or {}).get("TargetName")
+        b = (now[logical_id].get("Properties") or {}).get("TargetName")
+        if a != b:
+            out.append({"stack": stack["name"], "resource": names[logical_id], "logical_id": logical_id,
+                        "type": CLONE_RESOURCE, "property": "TargetName", "before": render(a), "after": render(b),
+                        "metadata": now[logical_id].get("Metadata") or {}})
+    return out
+
+
+def _environment_message(change: dict) -> tuple[str, str]:
+    """(severity, message) of a change that replaces or removes an MWAA environment."""
+    what = f"{change['type']} {change['property']}: {change['before']} -> {change['after']}"
+    kept = ("the old environment is retained (DeletionPolicy/UpdateReplacePolicy Retain): it keeps running "
+            "and costing until you delete it")
+    if change["metadata"].get(ALLOW_REPLACEMENT_METADATA) is True:
+        return "high", f"{what}: replaces the environment (allowed by the stage); {kept}"
+    return REFUSED, (f"{what}: would replace a live MWAA environment; refused. Revert the change, or set "
+                     f"allow_environment_replacement: true in the stage file if a new environment is intended ({kept})")
+
+
+def _clone_rename_message(change: dict) -> str:
+    old = change["before"]
+    what = f"target.name {old} -> {change['after']}: the clone creates a new environment"
+    if change["metadata"].get(DELETE_REPLACED_METADATA) == old:
+        return f"{what}; {old} is deleted once the update succeeds (migration.delete_replaced_target)"
+    return (f"{what} and keeps {old}, which runs and costs until deleted; set migration.delete_replaced_target: "
+            f"{old} to delete it after the update succeeds")
+
+
 def replacement_changes(stacks: list[dict], baseline: list[dict], flags: list) -> list[dict]:
     """What this synth would replace compared with the baseline synth: a changed
     replacement-causing property, a changed type, or a stateful resource whose logical ID is
-    gone (renamed or removed)."""
+    gone (renamed or removed), plus a clone whose target name changed. A change that replaces
+    an MWAA environment is refused (severity ``refused``) unless the stage allows it."""
     changes = []
     before_by_name = {s["name"]: s for s in baseline}
     for stack in stacks:
         before = before_by_name.get(stack["name"])
-        if before is None:
-            continue
-        names = display_names(stack)
-        old_names = display_names(before)
-        now = stack["template"].get("Resources") or {}
-        old = before["template"].get("Resources") or {}
-        for logical_id in sorted(set(now) & set(old)):
-            new_type, old_type = now[logical_id].get("Type"), old[logical_id].get("Type")
-            if new_type != old_type:
-                changes.append({"stack": stack["name"], "resource": names[logical_id], "logical_id": logical_id,
-                                "type": new_type, "property": "Type", "before": old_type, "after": new_type})
-                continue
-            for prop in REPLACEMENT_PROPERTIES.get(new_type, ()):
-                a = get_path(old[logical_id].get("Properties") or {}, prop)
-                b = get_path(now[logical_id].get("Properties") or {}, prop)
-                if _canonical(a) != _canonical(b):
-                    changes.append({"stack": stack["name"], "resource": names[logical_id],
-                                    "logical_id": logical_id, "type": new_type, "property": prop,
-                                    "before": render(a, old_names) if a is not None else "(not set)",
-                                    "after": render(b, names) if b is not None else "(not set)"})
-        for logical_id in sorted(set(old) - set(now)):
-            if old[logical_id].get("Type") in STATEFUL_TYPES:
-                changes.append({"stack": stack["name"], "resource": old_names[logical_id],
-                                "logical_id": logical_id, "type": old[logical_id]["Type"],
-                                "property": "(logical ID)", "before": "present",
-                                "after": "removed: CloudFormation deletes it"})
+        if before is not None:
+            changes += _property_changes(stack, before) + _renamed_clone_targets(stack, before)
     for change in changes:
-        _flag(flags, category="replacement", stack=change["stack"], resource=change["resource"], severity="high",
-              message=f"{change['type']} {change['property']}: {change['before']} -> {change['after']}")
+        severity = "high"
+        message = f"{change['type']} {change['property']}: {change['before']} -> {change['after']}"
+        if change["type"] == MWAA_ENVIRONMENT:
+            severity, message = _environment_message(change)
+        elif change["type"] == CLONE_RESOURCE:
+            message = _clone_rename_message(change)
+        change["severity"] = severity
+        _flag(flags, category="replacement", stack=change["stack"], resource=change["resource"], severity=severity,
+              message=message)
+    for change in changes:
+        change.pop("metadata", None)
     return changes
 
 
@@ -704,4 +762,5 @@ def review(stacks: list[dict], baseline: Optional[list[dict]] = None,
         "lint_ignores": ignores,
         "validation_violations": violations,
         "flags": flags,
+        "refused": [f for f in flags if f["severity"] == REFUSED],
     }

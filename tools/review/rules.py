@@ -8,9 +8,17 @@ Only types this project deploys are listed: adding one is one row.
 """
 from __future__ import annotations
 
+from mwaa_common.settings import ALLOW_REPLACEMENT_METADATA, DELETE_REPLACED_METADATA, REPLACEMENT_PATHS
+
+__all__ = ["ALLOW_REPLACEMENT_METADATA", "DELETE_REPLACED_METADATA"]
+
+MWAA_ENVIRONMENT = "AWS::MWAA::Environment"
+CLONE_RESOURCE = "Custom::MwaaEnvironmentClone"
+
 REPLACEMENT_PROPERTIES: dict[str, tuple[str, ...]] = {
-    # A replacement with the same custom Name fails: renaming is the only way through.
-    "AWS::MWAA::Environment": ("Name", "KmsKey", "NetworkConfiguration.SubnetIds", "EndpointManagement"),
+    # From the one settings table. A replacement with the same custom Name fails: renaming is the
+    # only way through.
+    MWAA_ENVIRONMENT: REPLACEMENT_PATHS,
     "AWS::S3::Bucket": ("BucketName",),
     "AWS::S3::BucketPolicy": ("Bucket",),
     "AWS::KMS::Alias": ("AliasName",),
@@ -45,3 +53,5 @@ PUBLIC_ACCESS_BLOCK_KEYS: tuple[str, ...] = (
 # cdk-nag acknowledgements whose reason is shorter than this are flagged: a reviewer must be
 # able to check the reason.
 MIN_ACK_REASON_CHARS = 10
+# Severity of a change the review refuses (exit status 3), never acknowledgeable.
+REFUSED = "refused"
