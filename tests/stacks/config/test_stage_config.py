@@ -13,7 +13,7 @@ import yaml
 from stacks.config import ConfigError, default_migration_id, load_stage
 from tests.confighelpers import MINIMAL_STAGE, with_key
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
 
 BASE = MINIMAL_STAGE
 

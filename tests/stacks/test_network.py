@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.infra.helpers import as_list, resources
+from tests.templatehelpers import as_list, resources
 
 BASE = {"sqs", "logs", "monitoring", "kms", "ecr.api", "ecr.dkr", "airflow.api", "airflow.env", "airflow.ops"}
 

@@ -17,8 +17,8 @@ from aws_cdk.assertions import Template
 
 from stacks import build_stage
 from stacks.config import load_stage
-from tests.infra.conftest import CONTEXT, ROOT
-from tests.infra.helpers import resources, statements_by_sid
+from tests.cdk_stages import CONTEXT, ROOT
+from tests.templatehelpers import resources, statements_by_sid
 
 pytestmark = pytest.mark.synth
 

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from clonehelpers import FIXTURES, REGION, TARGET_ROLE, load_env
+from tests.clonehelpers import FIXTURES, REGION, TARGET_ROLE, load_env
 from tools import plan_clone
 
 CFN = str(FIXTURES / "cfn_created_2_10_3.json")
@@ -92,7 +92,7 @@ def test_live_read(overrides, monkeypatch):
     assert rc == 0 and "OK: Airflow 2.8.1 -> 2.10.3" in text
 
 
-# --stage against the real stage files: tests/infra/test_wiring_plan_clone.py
+# --stage against the real stage files: tests/tools/test_wiring_plan_clone.py
 
 
 def test_usage_errors(overrides):

@@ -18,12 +18,12 @@ from tools.dev import pgcluster
 
 pytestmark = [
     pytest.mark.airflow, pytest.mark.slow,
-    pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "dags" / "mwaa_migration"
+    pytest.mark.skipif(not (Path(__file__).resolve().parents[3] / "dags" / "mwaa_migration"
                             / "__main__.py").exists(),
                        reason="the metadata library (issue 3) is not merged into this checkout"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ROWS = "60"
 
 # (source, target): every schema family as a source, each target family, a same-version copy

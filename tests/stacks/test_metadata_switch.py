@@ -26,8 +26,8 @@ from clone_env import handler as clone_handler
 from clone_env import planner
 from stacks import build_stage
 from stacks.config import load_stage
-from tests.infra.conftest import CONTEXT, ROOT
-from tests.infra.helpers import resources
+from tests.cdk_stages import CONTEXT, ROOT
+from tests.templatehelpers import resources
 
 pytestmark = pytest.mark.synth
 

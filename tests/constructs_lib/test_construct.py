@@ -11,7 +11,7 @@ from aws_cdk.assertions import Template
 
 from constructs_lib.mwaa_environment import MwaaEnvironment, S3File
 from mwaa_common.versions import VersionError
-from tests.infra.conftest import CONTEXT
+from tests.cdk_stages import CONTEXT
 
 
 def _stack():

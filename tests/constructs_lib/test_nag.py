@@ -12,7 +12,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs_lib.nag import acknowledge_wildcards, wildcard_findings
 from stacks import build_stage
 from stacks.config import load_stage
-from tests.infra.conftest import CONTEXT, STAGES
+from tests.cdk_stages import CONTEXT, STAGES
 
 
 def _violations(report) -> list[str]:

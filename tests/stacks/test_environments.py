@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.infra.helpers import as_list, one, resources, statements_by_sid
+from tests.templatehelpers import as_list, one, resources, statements_by_sid
 
 LOG_SUFFIXES = ("DAGProcessing", "Scheduler", "Task", "WebServer", "Worker")
 DAG_BUCKET = "EnvironmentDagBucket91287598"

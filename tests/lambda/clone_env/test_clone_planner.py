@@ -5,7 +5,7 @@ import json
 import pytest
 
 from clone_env import planner as p
-from clonehelpers import ACCOUNT, REGION, TARGET_ROLE, load_env
+from tests.clonehelpers import ACCOUNT, REGION, TARGET_ROLE, load_env
 
 TAGS = p.migration_tags("src", "m-2026-11")
 NEW_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/aaaabbbb-1111-2222-3333-444455556666"

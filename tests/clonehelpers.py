@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent / "lambda" / "clone_env" / "fixtures"
 ACCOUNT = "111122223333"
 REGION = "eu-west-1"
 TARGET_ROLE = f"arn:aws:iam::{ACCOUNT}:role/mwaa-upgrade-target-execution"

@@ -20,7 +20,7 @@ from aws_cdk.assertions import Template  # noqa: E402
 from stacks import StageStacks, build_stage  # noqa: E402
 from stacks.config import StageConfig, load_stage  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]
 STAGES = sorted(p.stem for p in (ROOT / "config").glob("*.yaml"))
 # the shipped stages that migrate the metadata (migration.metadata: true): DAG runs, publishers

@@ -17,7 +17,7 @@ from tools.rehearse import checks
 from tools.rehearse.checks import UsageError
 from tools.rehearse.args import parse_args, validate
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def plan_for(*argv, environ=None):

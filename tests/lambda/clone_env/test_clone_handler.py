@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 
 from clone_env import handler as h
 from clone_env import planner as p
-from clonehelpers import ACCOUNT, REGION, TARGET_ROLE, load_env
+from tests.clonehelpers import ACCOUNT, REGION, TARGET_ROLE, load_env
 
 NOW = 1_800_000_000
 SOURCE = "orders-prod"

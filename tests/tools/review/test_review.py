@@ -1,4 +1,4 @@
-"""The review of synthesized templates, on purpose-built fixtures (tests/review/fixtures):
+"""The review of synthesized templates, on purpose-built fixtures (tests/tools/review/fixtures):
 ``clean`` (a stack plus a nested stage assembly, nothing to flag) and ``flagged`` (one of each
 problem). Replacement changes are made on a copy of ``clean`` so each mutation is explicit."""
 from __future__ import annotations

@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from stacks.config import load_stage
-from tests.infra.conftest import ROOT
-from tests.infra.helpers import resources
+from tests.cdk_stages import ROOT, dev  # noqa: F401 (dev: a session fixture)
+from tests.templatehelpers import resources
 from tools import plan_clone
 
-FIXTURES = ROOT / "tests" / "clone" / "fixtures"
+FIXTURES = ROOT / "tests" / "lambda" / "clone_env" / "fixtures"
 
 
 def _is_token(value) -> bool:

@@ -18,8 +18,8 @@ from stacks import pipeline_app
 from stacks.pipeline_app import synth_commands
 from stacks.pipeline_config import load_pipeline, pipeline_names
 from stacks.config import ConfigError
-from tests.infra.conftest import CONTEXT, ROOT
-from tests.infra.helpers import as_list, resources
+from tests.cdk_stages import CONTEXT, ROOT
+from tests.templatehelpers import as_list, resources
 
 pytestmark = pytest.mark.synth
 

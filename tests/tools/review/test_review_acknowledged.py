@@ -1,6 +1,6 @@
 """IAM flags linked to the cdk-nag acknowledgements that cover them.
 
-Fixture ``acknowledged`` (tests/review/fixtures/acknowledged): one stack whose wildcards are
+Fixture ``acknowledged`` (tests/tools/review/fixtures/acknowledged): one stack whose wildcards are
 acknowledged in every way cdk-nag 3 honours (on the policy's own construct, on a parent, ids
 with rendered tokens ``<Logical.Arn>/*`` and ``arn:<AWS::Partition>:...``, the old lowercase
 ``annotation::`` prefix, a cdk-nag 2 ``applies_to`` regex in template metadata) next to
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.conftest import CONTEXT, STAGES, built  # sets CDK_VALIDATION before the jsii runtime starts
+from tests.cdk_stages import CONTEXT, STAGES, built  # sets CDK_VALIDATION before the jsii runtime starts
 from tools.review.__main__ import main
 from tools.review.analysis import nag_resource_name, review
 from tools.review.assembly import load_cloud_assembly

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match
 
-from tests.infra.helpers import resources
+from tests.templatehelpers import resources
 
 
 def _buckets(stage):

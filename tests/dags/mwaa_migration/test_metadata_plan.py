@@ -140,7 +140,7 @@ def test_dags_import_only_what_mwaa_images_ship():
     from pathlib import Path
     allowed = set(sys.stdlib_module_names) | {"airflow", "sqlalchemy", "psycopg2", "boto3",
                                               "botocore", "cryptography", "mwaa_migration"}
-    root = Path(__file__).resolve().parents[2] / "dags"
+    root = Path(__file__).resolve().parents[3] / "dags"
     seen = {}
     for f in root.rglob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):
