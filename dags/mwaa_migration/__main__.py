@@ -12,6 +12,10 @@ import os
 import sys
 
 
+SHORT_CUTOVER = ("bulk-export", "bulk-import", "freeze", "delta-export", "delta-import", "cutover",
+                 "resume-source", "pause-target")
+
+
 def _conf(args, for_import: bool) -> dict:
     from mwaa_migration import conf as confmod
     try:
@@ -31,7 +35,10 @@ def _conf(args, for_import: bool) -> dict:
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m mwaa_migration", description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("export", "import"))
+    ap.add_argument("command", choices=("export", "import") + SHORT_CUTOVER,
+                    help="export/import: one-shot; bulk-export .. cutover: the short cutover's phases "
+                         "(docs/deploy.md); resume-source: restore the source's recorded pause state; "
+                         "pause-target: pause every DAG of the target")
     ap.add_argument("--sql-alchemy-conn", required=True, help="metadata DB URL (PostgreSQL)")
     ap.add_argument("--bucket")
     ap.add_argument("--prefix")
@@ -49,14 +56,17 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import boto3
     from mwaa_migration import convert, dbio, export, importer, runtime
-    conf = _conf(args, for_import=args.command == "import")
+    conf = _conf(args, for_import=args.command != "export")
     version = runtime.airflow_version()
     runtime.check_db_access(in_task=False, version=version)
     fernet = convert.fernet_from_key(args.fernet_key)
     s3 = boto3.client("s3")
     conn = dbio.connect(args.sql_alchemy_conn)
     try:
-        if args.command == "export":
+        if args.command in SHORT_CUTOVER:
+            from mwaa_migration import short_cli
+            print(json.dumps(short_cli.run(args.command, conn, s3, conf, version=version, fernet=fernet)))
+        elif args.command == "export":
             m = export.run_export(conn, s3, conf, airflow_version=version, fernet=fernet,
                                   progress=print)
             print(json.dumps({"tables": {t: e["rows"] for t, e in m["tables"].items()}}))

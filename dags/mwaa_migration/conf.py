@@ -29,12 +29,36 @@ FIELDS = {
     "connections_strategy": {"default": "skip_existing"},
     "cutover": {"default": False},
     "dry_run": {"default": False},
+    # short cutover (docs/deploy.md): how long the freeze waits for in-flight task instances, what
+    # happens then (abort | continue), how far before the snapshot the delta re-reads changes
+    "drain_timeout_s": {"default": 300},
+    "drain_policy": {"default": "abort"},
+    "delta_margin_s": {"default": 600},
+    "phase": {"default": "one_shot"},
 }
-EXPORT_KEYS = ("bucket", "prefix", "migration_id", "tables")
+EXPORT_KEYS = ("bucket", "prefix", "migration_id", "tables", "drain_timeout_s", "drain_policy",
+               "delta_margin_s", "phase")
+_DRAIN_POLICIES = ("abort", "continue")
+# what one run of each DAG does: one_shot = today's export (pauses) / import (+ cutover);
+# the others are the short cutover's steps (mwaa_migration.flow, docs/deploy.md)
+EXPORT_PHASES = ("one_shot", "bulk", "freeze_delta", "resume_source")
+IMPORT_PHASES = ("one_shot", "bulk", "delta", "cutover")
 
 
 def _fail(field, value, allowed):
     raise ConfError(f"dag_run.conf field {field!r}: got {value!r}; allowed: {allowed}")
+
+
+def _validate_cutover_keys(out: dict, for_import: bool) -> None:
+    allowed = IMPORT_PHASES if for_import else EXPORT_PHASES
+    if out["phase"] not in allowed:
+        _fail("phase", out["phase"], " | ".join(allowed))
+    for key, hi in (("drain_timeout_s", 3600), ("delta_margin_s", 86400)):
+        v = out[key]
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi:
+            _fail(key, v, f"an integer 0..{hi} (seconds)")
+    if out["drain_policy"] not in _DRAIN_POLICIES:
+        _fail("drain_policy", out["drain_policy"], " | ".join(_DRAIN_POLICIES))
 
 
 def validate(conf, *, for_import: bool) -> dict:
@@ -80,6 +104,7 @@ def validate(conf, *, for_import: bool) -> dict:
         out["tables"] = [x for x in rules.MIGRATED_TABLES if x in t]  # FK order
     else:
         out["tables"] = list(rules.MIGRATED_TABLES)
+    _validate_cutover_keys(out, for_import)
     if not for_import:
         return out
 

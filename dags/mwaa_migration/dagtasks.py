@@ -53,10 +53,49 @@ def export_tables(**context):
     import boto3
     from mwaa_migration import convert, dbio, export, runtime
     c = _conf(context, False)
+    if c["phase"] != "one_shot":
+        return _short_cutover_source(c)
     with dbio.airflow_connection() as conn:
         m = export.run_export(conn, boto3.client("s3"), c, airflow_version=runtime.airflow_version(),
                               fernet=convert.airflow_fernet(), progress=log.info)
     return {t: e["rows"] for t, e in m["tables"].items()}
+
+
+def _short_cutover_source(c):
+    """The short cutover's source steps (docs/deploy.md): bulk, freeze_delta, resume_source."""
+    import boto3
+    from mwaa_migration import convert, dbio, flow, runtime
+    s3 = boto3.client("s3")
+    version = runtime.airflow_version()
+    with dbio.airflow_connection() as conn:
+        if c["phase"] == "bulk":
+            st = flow.bulk_export(conn, s3, c, airflow_version=version, fernet=convert.airflow_fernet(),
+                                  progress=log.info)
+        elif c["phase"] == "freeze_delta":
+            flow.freeze_source(conn, s3, c, progress=log.info)
+            st = flow.delta_export(conn, s3, c, airflow_version=version, fernet=convert.airflow_fernet(),
+                                   progress=log.info)
+        else:
+            return flow.resume_source(conn, s3, c, progress=log.info)
+    return {"completed": st["completed"], "drain": st.get("drain")}
+
+
+def _short_cutover_target(c, step):
+    """The short cutover's target steps: bulk (import), delta (import), cutover."""
+    import boto3
+    from mwaa_migration import convert, dbio, flow, runtime
+    s3 = boto3.client("s3")
+    version = runtime.airflow_version()
+    with dbio.airflow_connection() as conn:
+        if step == "bulk":
+            st = flow.bulk_import(conn, s3, c, airflow_version=version, fernet=convert.airflow_fernet(),
+                                  logs_client_factory=lambda: boto3.client("logs"), progress=log.info)
+        elif step == "delta":
+            st = flow.delta_import(conn, s3, c, airflow_version=version, fernet=convert.airflow_fernet(),
+                                   progress=log.info)
+        else:
+            st = flow.cutover(conn, s3, c, progress=log.info)
+    return {"completed": st["completed"], "pause_window_s": st["timings"].get("pause_window_s")}
 
 
 def import_preflight(**context):
@@ -73,6 +112,11 @@ def import_tables(**context):
     import boto3
     from mwaa_migration import convert, dbio, importer, runtime
     c = _conf(context, True)
+    if c["phase"] in ("bulk", "delta"):
+        return _short_cutover_target(c, c["phase"])
+    if c["phase"] == "cutover":
+        log.info("phase cutover: nothing to import (the delta was imported by the delta step)")
+        return None
     with dbio.airflow_connection() as conn:
         r = importer.run_import(conn, boto3.client("s3"), c,
                                 target_airflow_version=runtime.airflow_version(),
@@ -84,6 +128,11 @@ def import_tables(**context):
 def cutover(**context):
     _guard()
     c = _conf(context, True)
+    if c["phase"] == "cutover":
+        return _short_cutover_target(c, "cutover")
+    if c["phase"] != "one_shot":
+        log.info("phase %s: the cutover is its own step (phase cutover)", c["phase"])
+        return None
     if not c["cutover"] or c["dry_run"]:
         log.info("cutover not requested (conf cutover=false or dry_run): nothing unpaused")
         return None

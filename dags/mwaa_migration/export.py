@@ -91,13 +91,16 @@ def _export_python(cur, table, columns, sql, source_types, writer, fernet, stats
     return out_cols, n
 
 
-def export_table(conn, s3, conf, table, source_cols, fernet, progress=None) -> dict:
+def export_table(conn, s3, conf, table, source_cols, fernet, progress=None, *, query=None,
+                 subdir="") -> dict:
+    """One table to ``{base}{subdir}tables/{table}.csv.gz``; ``query`` = (columns, SELECT)
+    replaces the plan's full-table export (the short cutover's delta)."""
     k = keys(conf)
-    columns, sql = plan.export_query(table, list(source_cols))
+    columns, sql = query or plan.export_query(table, list(source_cols))
     types = {c: source_cols[c]["type"] for c in source_cols}
     for c in rules.TABLES[table].get("export_join", {}):
         types[c] = "text"
-    key = k["table"](table)
+    key = k["base"] + f"{subdir}tables/{table}.csv.gz"
     sink = s3io.S3Writer(s3, conf["bucket"], key, progress=progress)
     gz = s3io.GzipWriter(sink)
     stats: dict = {}
@@ -122,7 +125,7 @@ def export_table(conn, s3, conf, table, source_cols, fernet, progress=None) -> d
         sink.abort()
         raise
     entry = {"columns": out_cols, "types": {c: types[c] for c in out_cols}, "rows": rows,
-             "sha256": sha, "bytes": sink.size, "key": f"tables/{table}.csv.gz"}
+             "sha256": sha, "bytes": sink.size, "key": f"{subdir}tables/{table}.csv.gz"}
     entry.update(stats)
     if spec["ids"] == "offset" and "id" in source_cols:
         with conn.cursor() as cur:
@@ -133,8 +136,28 @@ def export_table(conn, s3, conf, table, source_cols, fernet, progress=None) -> d
     return entry
 
 
-def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progress=None) -> dict:
-    """Export; returns the manifest. ``conn`` is a psycopg2 connection to the source DB."""
+def snapshot_facts(cur, tables) -> dict:
+    """Inside the export's snapshot: its time and the highest id of the append-only tables (the
+    short cutover's delta starts there; dags/mwaa_migration/delta_rules.py)."""
+    from mwaa_migration import delta_rules
+    cur.execute("SELECT statement_timestamp()")
+    at = cur.fetchone()[0]
+    present = dbio.reflect(cur, tables)
+    max_ids = {}
+    for t in tables:
+        col = delta_rules.DELTA.get(t, {}).get("id")
+        if col and col in present.get(t, {}):
+            cur.execute(f'SELECT COALESCE(max("{col}"), 0) FROM "{t}"')
+            max_ids[t] = int(cur.fetchone()[0])
+    return {"at": at.isoformat(), "max_ids": max_ids}
+
+
+def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progress=None,
+               pause: bool = True) -> dict:
+    """Export; returns the manifest. ``conn`` is a psycopg2 connection to the source DB.
+
+    ``pause=False`` (the short cutover's bulk phase) pauses nothing: the snapshot is a REPEATABLE
+    READ transaction and the manifest's ``snapshot`` says where the delta starts."""
     progress = progress or log.info
     k = keys(conf)
     preflight(s3, conf)
@@ -146,11 +169,13 @@ def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progr
     with conn.cursor() as cur:
         active = dbio.unpaused_dags(cur)
     conn.commit()
-    paused = dbio.set_paused(conn, active, True)
-    progress(f"{len(active)} active DAGs recorded; paused {len(paused)} for the export")
+    paused = dbio.set_paused(conn, active, True) if pause else []
+    progress(f"{len(active)} active DAGs recorded; paused {len(paused)} for the export" if pause else
+             f"{len(active)} active DAGs; nothing paused (bulk export of a running source)")
     try:
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         with conn.cursor() as cur:
+            snapshot = snapshot_facts(cur, conf["tables"])
             revision = dbio.schema_revision(cur)
             source_ident = dbio.db_identity(cur)
             rules.family_of_revision(revision)
@@ -169,7 +194,7 @@ def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progr
             "source_db_identity": source_ident,
             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "tables": tables, "active_dags": active, "paused_for_export": paused,
-            "migration_dags": list(MIGRATION_DAG_IDS),
+            "migration_dags": list(MIGRATION_DAG_IDS), "snapshot": snapshot,
         }
         s3io.put_json(s3, conf["bucket"], k["manifest"], manifest)
     except BaseException:
