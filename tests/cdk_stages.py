@@ -4,11 +4,12 @@ cdk.json's context (feature flags) is loaded into App(context=...) so tests see 
 ``cdk synth`` sees. CDK's built-in template validator is off (CDK_VALIDATION=false); the
 cdk-nag plugin is exercised separately in test_nag.py.
 """
+
 from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 os.environ.setdefault("CDK_VALIDATION", "false")
@@ -50,7 +51,7 @@ class Built:
         return self._assembly
 
 
-@lru_cache(maxsize=None)
+@cache
 def built(stage: str) -> Built:
     return Built(stage)
 

@@ -1,4 +1,5 @@
 """Small readers over synthesized template JSON."""
+
 from __future__ import annotations
 
 

@@ -1,5 +1,6 @@
 """cdk-nag 3 (AwsSolutions): every shipped stage has zero unacknowledged findings, through
 the same plugin registration app.py uses, and the acknowledgements are exact."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,9 @@ def test_real_nag_plugin_passes_every_stage(stage_name, tmp_path):
     build_stage(app, load_stage(stage_name))
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
-    assert not (tmp_path / "validation-report.json").exists() or \
-        json.loads((tmp_path / "validation-report.json").read_text()).get("success", True)
+    assert not (tmp_path / "validation-report.json").exists() or json.loads(
+        (tmp_path / "validation-report.json").read_text()
+    ).get("success", True)
 
 
 def test_validate_scope_is_clean(stage):

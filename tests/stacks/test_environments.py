@@ -1,6 +1,7 @@
 """Source and target environments: PRIVATE_ONLY, logging, log groups, DAG bucket, security
 group, and every IAM statement (actions and resources) of both roles and both migration
 policies, rebuilt here from the stage file rather than from the code under test."""
+
 from __future__ import annotations
 
 import json
@@ -25,42 +26,87 @@ def _norm(st: dict) -> dict:
 
 def expected_execution_role(cfg, env, *, has_key: bool) -> dict[str, dict]:
     r, a, name = cfg.region, cfg.account, env.name
-    bucket = [{"Fn::GetAtt": [DAG_BUCKET, "Arn"]},
-              {"Fn::Join": ["", [{"Fn::GetAtt": [DAG_BUCKET, "Arn"]}, "/*"]]}]
+    bucket = [{"Fn::GetAtt": [DAG_BUCKET, "Arn"]}, {"Fn::Join": ["", [{"Fn::GetAtt": [DAG_BUCKET, "Arn"]}, "/*"]]}]
     st = {
-        "PublishMetrics": {"Effect": "Allow", "Action": ["airflow:PublishMetrics"],
-                           "Resource": [f"arn:aws:airflow:{r}:{a}:environment/{name}"]},
+        "PublishMetrics": {
+            "Effect": "Allow",
+            "Action": ["airflow:PublishMetrics"],
+            "Resource": [f"arn:aws:airflow:{r}:{a}:environment/{name}"],
+        },
         "NoBucketListing": {"Effect": "Deny", "Action": ["s3:ListAllMyBuckets"], "Resource": bucket},
-        "ReadDagBucket": {"Effect": "Allow", "Action": ["s3:GetBucket*", "s3:GetObject*", "s3:List*"],
-                          "Resource": bucket},
-        "WriteOwnLogs": {"Effect": "Allow", "Action": sorted([
-            "logs:CreateLogStream", "logs:CreateLogGroup", "logs:PutLogEvents", "logs:GetLogEvents",
-            "logs:GetLogRecord", "logs:GetLogGroupFields", "logs:GetQueryResults"]),
-            "Resource": [f"arn:aws:logs:{r}:{a}:log-group:airflow-{name}-*"]},
+        "ReadDagBucket": {
+            "Effect": "Allow",
+            "Action": ["s3:GetBucket*", "s3:GetObject*", "s3:List*"],
+            "Resource": bucket,
+        },
+        "WriteOwnLogs": {
+            "Effect": "Allow",
+            "Action": sorted(
+                [
+                    "logs:CreateLogStream",
+                    "logs:CreateLogGroup",
+                    "logs:PutLogEvents",
+                    "logs:GetLogEvents",
+                    "logs:GetLogRecord",
+                    "logs:GetLogGroupFields",
+                    "logs:GetQueryResults",
+                ]
+            ),
+            "Resource": [f"arn:aws:logs:{r}:{a}:log-group:airflow-{name}-*"],
+        },
         "DescribeLogGroups": {"Effect": "Allow", "Action": ["logs:DescribeLogGroups"], "Resource": ["*"]},
-        "CheckAccountPublicAccessBlock": {"Effect": "Allow", "Action": ["s3:GetAccountPublicAccessBlock"],
-                                          "Resource": ["*"]},
+        "CheckAccountPublicAccessBlock": {
+            "Effect": "Allow",
+            "Action": ["s3:GetAccountPublicAccessBlock"],
+            "Resource": ["*"],
+        },
         "PutMetrics": {"Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": ["*"]},
-        "CeleryQueues": {"Effect": "Allow", "Action": sorted([
-            "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl",
-            "sqs:ReceiveMessage", "sqs:SendMessage"]), "Resource": [f"arn:aws:sqs:{r}:*:airflow-celery-*"]},
+        "CeleryQueues": {
+            "Effect": "Allow",
+            "Action": sorted(
+                [
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:GetQueueUrl",
+                    "sqs:ReceiveMessage",
+                    "sqs:SendMessage",
+                ]
+            ),
+            "Resource": [f"arn:aws:sqs:{r}:*:airflow-celery-*"],
+        },
     }
     kms_actions = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*"]
     if has_key:
         st["CustomerKeyViaSqsAndS3"] = {
-            "Effect": "Allow", "Action": kms_actions, "Resource": [{"Fn::GetAtt": ["EnvironmentKeyB497DD2D", "Arn"]}],
-            "Condition": {"StringLike": {"kms:ViaService": [f"sqs.{r}.amazonaws.com", f"s3.{r}.amazonaws.com"]}}}
+            "Effect": "Allow",
+            "Action": kms_actions,
+            "Resource": [{"Fn::GetAtt": ["EnvironmentKeyB497DD2D", "Arn"]}],
+            "Condition": {"StringLike": {"kms:ViaService": [f"sqs.{r}.amazonaws.com", f"s3.{r}.amazonaws.com"]}},
+        }
     else:
         st["QueueEncryption"] = {
-            "Effect": "Allow", "Action": kms_actions, "NotResource": [f"arn:aws:kms:*:{a}:key/*"],
-            "Condition": {"StringLike": {"kms:ViaService": [f"sqs.{r}.amazonaws.com"]}}}
+            "Effect": "Allow",
+            "Action": kms_actions,
+            "NotResource": [f"arn:aws:kms:*:{a}:key/*"],
+            "Condition": {"StringLike": {"kms:ViaService": [f"sqs.{r}.amazonaws.com"]}},
+        }
     if env.secrets_manager_backend:
         st["ReadAirflowSecrets"] = {
-            "Effect": "Allow", "Action": sorted([
-                "secretsmanager:GetResourcePolicy", "secretsmanager:GetSecretValue",
-                "secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds"]),
-            "Resource": [f"arn:aws:secretsmanager:{r}:{a}:secret:airflow/connections/*",
-                         f"arn:aws:secretsmanager:{r}:{a}:secret:airflow/variables/*"]}
+            "Effect": "Allow",
+            "Action": sorted(
+                [
+                    "secretsmanager:GetResourcePolicy",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:ListSecretVersionIds",
+                ]
+            ),
+            "Resource": [
+                f"arn:aws:secretsmanager:{r}:{a}:secret:airflow/connections/*",
+                f"arn:aws:secretsmanager:{r}:{a}:secret:airflow/variables/*",
+            ],
+        }
         st["ListSecrets"] = {"Effect": "Allow", "Action": ["secretsmanager:ListSecrets"], "Resource": ["*"]}
     return st
 
@@ -71,9 +117,17 @@ def _key_resource(storage_stack: str) -> dict:
 
 def _kms_statement(cfg, sid, actions):
     bucket_arn = f"arn:aws:s3:::{cfg.migration_bucket_name}"
-    return {"Effect": "Allow", "Action": sorted(actions), "Resource": ["<migration key>"],
-            "Condition": {"StringEquals": {"kms:ViaService": f"s3.{cfg.region}.amazonaws.com",
-                                           "kms:EncryptionContext:aws:s3:arn": bucket_arn}}}
+    return {
+        "Effect": "Allow",
+        "Action": sorted(actions),
+        "Resource": ["<migration key>"],
+        "Condition": {
+            "StringEquals": {
+                "kms:ViaService": f"s3.{cfg.region}.amazonaws.com",
+                "kms:EncryptionContext:aws:s3:arn": bucket_arn,
+            }
+        },
+    }
 
 
 def expected_export(cfg) -> dict[str, dict]:
@@ -82,13 +136,21 @@ def expected_export(cfg) -> dict[str, dict]:
     b = f"arn:aws:s3:::{cfg.migration_bucket_name}"
     folder = f"{cfg.export_prefix}{cfg.migration.id}/"
     return {
-        "WriteExport": {"Effect": "Allow", "Action": ["s3:AbortMultipartUpload", "s3:PutObject"],
-                        "Resource": [f"{b}/{folder}*"]},
+        "WriteExport": {
+            "Effect": "Allow",
+            "Action": ["s3:AbortMultipartUpload", "s3:PutObject"],
+            "Resource": [f"{b}/{folder}*"],
+        },
         "ReadOwnExport": {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"{b}/{folder}*"]},
-        "ListExportPrefix": {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [b],
-                             "Condition": {"StringLike": {"s3:prefix": [f"{folder}*"]}}},
-        "EncryptWithBucketKey": _kms_statement(cfg, "EncryptWithBucketKey",
-                                               ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"]),
+        "ListExportPrefix": {
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [b],
+            "Condition": {"StringLike": {"s3:prefix": [f"{folder}*"]}},
+        },
+        "EncryptWithBucketKey": _kms_statement(
+            cfg, "EncryptWithBucketKey", ["kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"]
+        ),
     }
 
 
@@ -98,17 +160,29 @@ def expected_import(cfg) -> dict[str, dict]:
     folder = f"{prefix}{cfg.migration.id}/"
     group = f"arn:aws:logs:{cfg.region}:{cfg.account}:log-group:airflow-{cfg.source.environment.name}-Task"
     return {
-        "ReadExport": {"Effect": "Allow", "Action": ["s3:GetObject"],
-                       "Resource": sorted([f"{b}/{folder}*", f"{b}/{prefix}import-state/*"])},
-        "ListExportPrefix": {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [b],
-                             "Condition": {"StringLike": {"s3:prefix": [f"{folder}*", f"{prefix}import-state/*"]}}},
-        "WriteImportReport": {"Effect": "Allow", "Action": ["s3:PutObject"],
-                              "Resource": [f"{b}/{folder}report.json"]},
-        "WriteImportState": {"Effect": "Allow", "Action": ["s3:PutObject"],
-                             "Resource": [f"{b}/{prefix}import-state/*.json"]},
+        "ReadExport": {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": sorted([f"{b}/{folder}*", f"{b}/{prefix}import-state/*"]),
+        },
+        "ListExportPrefix": {
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": [b],
+            "Condition": {"StringLike": {"s3:prefix": [f"{folder}*", f"{prefix}import-state/*"]}},
+        },
+        "WriteImportReport": {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": [f"{b}/{folder}report.json"]},
+        "WriteImportState": {
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": [f"{b}/{prefix}import-state/*.json"],
+        },
         "DecryptWithBucketKey": _kms_statement(cfg, "DecryptWithBucketKey", ["kms:Decrypt", "kms:GenerateDataKey"]),
-        "ReadSourceTaskLogs": {"Effect": "Allow", "Action": ["logs:DescribeLogStreams", "logs:GetLogEvents"],
-                               "Resource": [group, f"{group}:log-stream:*"]},
+        "ReadSourceTaskLogs": {
+            "Effect": "Allow",
+            "Action": ["logs:DescribeLogStreams", "logs:GetLogEvents"],
+            "Resource": [group, f"{group}:log-stream:*"],
+        },
     }
 
 
@@ -169,7 +243,7 @@ def test_source_export_policy_statements(stage):
         # attached to the adopted role by name (the ARN's last path segment)
         assert roles == [stage.cfg.source.role_arn.rsplit("/", 1)[1]]
     else:
-        (role_id, _), = resources(t, "AWS::IAM::Role").items()
+        ((role_id, _),) = resources(t, "AWS::IAM::Role").items()
         assert roles == [{"Ref": role_id}]
 
 
@@ -180,7 +254,7 @@ def test_target_import_policy_statements(stage):
         assert "mwaa-migration" not in json.dumps(t["Resources"])  # the execution role never sees the bucket
         return
     assert _policy_statements(t) == expected_import(stage.cfg)
-    (role_id, _), = resources(t, "AWS::IAM::Role").items()
+    ((role_id, _),) = resources(t, "AWS::IAM::Role").items()
     _, policy = one(t, "AWS::IAM::Policy")
     assert policy["Properties"]["Roles"] == [{"Ref": role_id}]
 
@@ -209,7 +283,8 @@ def test_trust_is_scoped_to_the_environment(stage):
         assert sorted(st["Principal"]["Service"]) == ["airflow-env.amazonaws.com", "airflow.amazonaws.com"]
         assert st["Condition"] == {
             "StringEquals": {"aws:SourceAccount": cfg.account},
-            "ArnLike": {"aws:SourceArn": f"arn:aws:airflow:{cfg.region}:{cfg.account}:environment/{name}"}}
+            "ArnLike": {"aws:SourceArn": f"arn:aws:airflow:{cfg.region}:{cfg.account}:environment/{name}"},
+        }
 
 
 def _environment_resource(stage, which):
@@ -239,13 +314,23 @@ def test_declared_environments_private_and_fully_logged(stage):
         assert env["WebserverAccessMode"] == "PRIVATE_ONLY"
         logging = env["LoggingConfiguration"]
         assert set(logging) == {"DagProcessingLogs", "SchedulerLogs", "TaskLogs", "WebserverLogs", "WorkerLogs"}
-        members = {"dag_processing": "DagProcessingLogs", "scheduler": "SchedulerLogs", "task": "TaskLogs",
-                   "webserver": "WebserverLogs", "worker": "WorkerLogs"}
+        members = {
+            "dag_processing": "DagProcessingLogs",
+            "scheduler": "SchedulerLogs",
+            "task": "TaskLogs",
+            "webserver": "WebserverLogs",
+            "worker": "WorkerLogs",
+        }
         for key, member in members.items():
             assert logging[member] == {"Enabled": True, "LogLevel": s.logging.levels[key]}
-        for k, attr in (("EnvironmentClass", "environment_class"), ("Schedulers", "schedulers"),
-                        ("MinWorkers", "min_workers"), ("MaxWorkers", "max_workers"),
-                        ("MinWebservers", "min_webservers"), ("MaxWebservers", "max_webservers")):
+        for k, attr in (
+            ("EnvironmentClass", "environment_class"),
+            ("Schedulers", "schedulers"),
+            ("MinWorkers", "min_workers"),
+            ("MaxWorkers", "max_workers"),
+            ("MinWebservers", "min_webservers"),
+            ("MaxWebservers", "max_webservers"),
+        ):
             assert env[k] == getattr(s, attr), k
         assert len(env["NetworkConfiguration"]["SubnetIds"]) == 2
 
@@ -278,15 +363,22 @@ def test_dag_bucket_versioned_encrypted_private_tls(stage):
             continue
         p = b["Properties"]
         assert p["VersioningConfiguration"] == {"Status": "Enabled"}
-        assert all(p["PublicAccessBlockConfiguration"][k] for k in (
-            "BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
+        assert all(
+            p["PublicAccessBlockConfiguration"][k]
+            for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+        )
         assert p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
         assert p["LoggingConfiguration"]["LogFilePrefix"].startswith("dag-buckets/")
         assert b["DeletionPolicy"] == "Retain"
-        statements = [s for bp in resources(t, "AWS::S3::BucketPolicy").values()
-                      for s in bp["Properties"]["PolicyDocument"]["Statement"]]
-        assert any(s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
-                   for s in statements)
+        statements = [
+            s
+            for bp in resources(t, "AWS::S3::BucketPolicy").values()
+            for s in bp["Properties"]["PolicyDocument"]["Statement"]
+        ]
+        assert any(
+            s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        )
 
 
 def test_environment_security_group_references_itself(stage):
@@ -296,8 +388,11 @@ def test_environment_security_group_references_itself(stage):
         if not sgs:
             continue
         (sg_id,) = sgs
-        self_rules = [r["Properties"] for r in resources(t, "AWS::EC2::SecurityGroupIngress").values()
-                      if r["Properties"].get("SourceSecurityGroupId") == {"Fn::GetAtt": [sg_id, "GroupId"]}]
+        self_rules = [
+            r["Properties"]
+            for r in resources(t, "AWS::EC2::SecurityGroupIngress").values()
+            if r["Properties"].get("SourceSecurityGroupId") == {"Fn::GetAtt": [sg_id, "GroupId"]}
+        ]
         assert self_rules and self_rules[0]["IpProtocol"] == "-1"
 
 
@@ -315,8 +410,17 @@ def test_clone_target_exposes_what_the_custom_resource_needs(dev):
     # not set in dev.yaml: copied from the source by the clone, so not overridden
     for k in ("EnvironmentClass", "MinWorkers", "MaxWorkers", "Schedulers", "KmsKey"):
         assert k not in p
-    for attr in ("environment_name", "execution_role", "dag_bucket", "security_group", "subnet_ids",
-                 "source_environment_name", "migration", "migration_bucket_name", "export_prefix"):
+    for attr in (
+        "environment_name",
+        "execution_role",
+        "dag_bucket",
+        "security_group",
+        "subnet_ids",
+        "source_environment_name",
+        "migration",
+        "migration_bucket_name",
+        "export_prefix",
+    ):
         assert getattr(target, attr) is not None, attr
     assert target.source_environment_name == "mwaa-dev-source"
     assert target.migration.id == "2-10-3-to-2-11-0"

@@ -6,27 +6,27 @@ policies, no runner, no cloudformation endpoint; a cloned target keeps its migra
 after the same stage at 2.11.0 with the metadata on) turns into exactly one
 UpdateEnvironment(AirflowVersion=3.0.6) in the clone handler, proven with botocore's Stubber
 on the clone properties of the two synthesized templates."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aws_cdk as cdk
 import boto3
 import pytest
 import yaml
-
-from tests.confighelpers import with_key
 from aws_cdk.assertions import Template
 from botocore.stub import Stubber
 from cdk_nag import AwsSolutionsChecks
-
 from clone_env import handler as clone_handler
 from clone_env import planner
+
 from stacks import build_stage
 from stacks.config import load_stage
 from tests.cdk_stages import CONTEXT, ROOT
+from tests.confighelpers import with_key
 from tests.templatehelpers import resources
 
 pytestmark = pytest.mark.synth
@@ -52,6 +52,7 @@ def _json(stack) -> dict:
 
 # ---------------------------------------------------------------------------- metadata off
 
+
 def test_no_metadata_means_no_runner_no_dags_no_bucket_access(inplace):
     cfg, s = inplace.cfg, inplace.stacks
     assert cfg.migration.metadata is False and cfg.target.creation == "clone"
@@ -66,8 +67,9 @@ def test_no_metadata_means_no_runner_no_dags_no_bucket_access(inplace):
         assert resources(t, PUBLISH) == {} and resources(t, "AWS::IAM::Policy") == {}, which
         assert "mwaa-migration-" not in json.dumps(t["Resources"]), which  # no role reads the migration bucket
     assert s.source.dag_publisher is None and s.target.dag_publisher is None and s.target.import_policy is None
-    services = json.dumps([e["Properties"]["ServiceName"]
-                           for e in resources(inplace.json("network"), "AWS::EC2::VPCEndpoint").values()])
+    services = json.dumps(
+        [e["Properties"]["ServiceName"] for e in resources(inplace.json("network"), "AWS::EC2::VPCEndpoint").values()]
+    )
     assert "airflow.env" in services and "cloudformation" not in services  # no runner in the VPC
 
 
@@ -132,39 +134,74 @@ def _clone_props(stacks) -> dict:
 def steps(tmp_path_factory):
     """(step 1 props, step 2 props): the example at 2.11.0 with the metadata (its migration id
     left to the default), then the example file itself."""
-    _, _, step1 = _build(tmp_path_factory.mktemp("step1"), EXAMPLE, target__airflow_version="2.11.0",
-                         migration__metadata=True, migration__id=...)
+    _, _, step1 = _build(
+        tmp_path_factory.mktemp("step1"),
+        EXAMPLE,
+        target__airflow_version="2.11.0",
+        migration__metadata=True,
+        migration__id=...,
+    )
     _, _, step2 = _build(tmp_path_factory.mktemp("step2"), EXAMPLE)
     return _clone_props(step1), _clone_props(step2)
 
 
 def _stack_is(cfn_stub, status: str) -> None:
     """The clone handler's DescribeStacks of its own stack answers ``status``."""
-    cfn_stub.add_response("describe_stacks", {"Stacks": [{
-        "StackName": "inplace-migration", "StackId": STACK_ID, "StackStatus": status,
-        "CreationTime": datetime(2026, 11, 1, tzinfo=timezone.utc)}]}, {"StackName": STACK_ID})
+    cfn_stub.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "inplace-migration",
+                    "StackId": STACK_ID,
+                    "StackStatus": status,
+                    "CreationTime": datetime(2026, 11, 1, tzinfo=UTC),
+                }
+            ]
+        },
+        {"StackName": STACK_ID},
+    )
 
 
 def _handler_and_stubs():
     kw = dict(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
     mwaa, cfn = boto3.client("mwaa", **kw), boto3.client("cloudformation", **kw)
-    handler = clone_handler.CloneHandler(mwaa, cfn, caller=clone_handler.Caller(sleep=lambda s: None),
-                                         now=lambda: 1_800_000_000)
+    handler = clone_handler.CloneHandler(
+        mwaa, cfn, caller=clone_handler.Caller(sleep=lambda s: None), now=lambda: 1_800_000_000
+    )
     return handler, Stubber(mwaa), Stubber(cfn)
 
 
 def _target_env(version: str, migration_id: str) -> dict:
-    return {"Environment": {
-        "Name": "analytics-green", "Arn": TARGET_ARN, "Status": "AVAILABLE", "AirflowVersion": version,
-        "EnvironmentClass": "mw1.small", "Schedulers": 2, "MinWorkers": 1, "MaxWorkers": 10,
-        "MinWebservers": 2, "MaxWebservers": 2, "WebserverUrl": "abc.c10.eu-central-1.airflow.amazonaws.com",
-        "Tags": planner.migration_tags("analytics-blue", migration_id)}}
+    return {
+        "Environment": {
+            "Name": "analytics-green",
+            "Arn": TARGET_ARN,
+            "Status": "AVAILABLE",
+            "AirflowVersion": version,
+            "EnvironmentClass": "mw1.small",
+            "Schedulers": 2,
+            "MinWorkers": 1,
+            "MaxWorkers": 10,
+            "MinWebservers": 2,
+            "MaxWebservers": 2,
+            "WebserverUrl": "abc.c10.eu-central-1.airflow.amazonaws.com",
+            "Tags": planner.migration_tags("analytics-blue", migration_id),
+        }
+    }
 
 
 def _update_event(old: dict, new: dict) -> dict:
-    return {"RequestType": "Update", "StackId": STACK_ID, "RequestId": "r-1", "LogicalResourceId": "Clone20871BCF",
-            "ResourceType": CLONE, "PhysicalResourceId": "analytics-green",
-            "ResourceProperties": new, "OldResourceProperties": old}
+    return {
+        "RequestType": "Update",
+        "StackId": STACK_ID,
+        "RequestId": "r-1",
+        "LogicalResourceId": "Clone20871BCF",
+        "ResourceType": CLONE,
+        "PhysicalResourceId": "analytics-green",
+        "ResourceProperties": new,
+        "OldResourceProperties": old,
+    }
 
 
 def test_in_place_step_is_one_update_environment(steps):
@@ -172,15 +209,19 @@ def test_in_place_step_is_one_update_environment(steps):
     assert step1["Overrides"]["AirflowVersion"] == "2.11.0" and step2["Overrides"]["AirflowVersion"] == "3.0.6"
     # the default id of step 1 is what the example pins: no retag, only the version changes
     assert step1["MigrationId"] == step2["MigrationId"] == "2-10-3-to-2-11-0"
-    changed = {k for k in set(step1["Overrides"]) | set(step2["Overrides"])
-               if step1["Overrides"].get(k) != step2["Overrides"].get(k)}
+    changed = {
+        k
+        for k in set(step1["Overrides"]) | set(step2["Overrides"])
+        if step1["Overrides"].get(k) != step2["Overrides"].get(k)
+    }
     assert changed == {"AirflowVersion"}
     handler, m, c = _handler_and_stubs()
     with m, c:
         _stack_is(c, "UPDATE_IN_PROGRESS")
         m.add_response("get_environment", _target_env("2.11.0", "2-10-3-to-2-11-0"), {"Name": "analytics-green"})
-        m.add_response("update_environment", {"Arn": TARGET_ARN},
-                       {"Name": "analytics-green", "AirflowVersion": "3.0.6"})
+        m.add_response(
+            "update_environment", {"Arn": TARGET_ARN}, {"Name": "analytics-green", "AirflowVersion": "3.0.6"}
+        )
         result = handler.on_event(_update_event(step1, step2))
         m.assert_no_pending_responses()
         c.assert_no_pending_responses()
@@ -196,10 +237,12 @@ def test_in_place_step_with_the_default_id_also_retags(steps):
     with m, c:
         _stack_is(c, "UPDATE_IN_PROGRESS")
         m.add_response("get_environment", _target_env("2.11.0", "2-10-3-to-2-11-0"), {"Name": "analytics-green"})
-        m.add_response("tag_resource", {}, {"ResourceArn": TARGET_ARN,
-                                            "Tags": {planner.TAG_MIGRATION_ID: "2-10-3-to-3-0-6"}})
-        m.add_response("update_environment", {"Arn": TARGET_ARN},
-                       {"Name": "analytics-green", "AirflowVersion": "3.0.6"})
+        m.add_response(
+            "tag_resource", {}, {"ResourceArn": TARGET_ARN, "Tags": {planner.TAG_MIGRATION_ID: "2-10-3-to-3-0-6"}}
+        )
+        m.add_response(
+            "update_environment", {"Arn": TARGET_ARN}, {"Name": "analytics-green", "AirflowVersion": "3.0.6"}
+        )
         result = handler.on_event(_update_event(step1, step2))
         m.assert_no_pending_responses()
     assert result["Data"]["Action"] == "updating"
@@ -213,6 +256,9 @@ def test_skipping_2_11_is_refused_by_the_handler_too(steps):
     with m, c:
         _stack_is(c, "UPDATE_IN_PROGRESS")
         m.add_response("get_environment", _target_env("2.10.3", "2-10-3-to-2-11-0"), {"Name": "analytics-green"})
-        with pytest.raises(clone_handler.HandlerError, match=r"AirflowVersion 2\.10\.3 -> 3\.0\.6 cannot be done in "
-                                                             r"place"):
+        with pytest.raises(
+            clone_handler.HandlerError,
+            match=r"AirflowVersion 2\.10\.3 -> 3\.0\.6 cannot be done in "
+            r"place",
+        ):
             handler.on_event(_update_event(step1, step2))

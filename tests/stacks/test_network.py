@@ -1,4 +1,5 @@
 """Network: explicit AZs and subnets (no lookups), endpoints, flow logs, endpoint ingress."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ BASE = {"sqs", "logs", "monitoring", "kms", "ecr.api", "ecr.dkr", "airflow.api",
 
 
 def _service(ep: dict) -> str:
-    """"com.amazonaws.<region>.<service>" (a literal, or joined with AWS::Region) -> <service>."""
+    """ "com.amazonaws.<region>.<service>" (a literal, or joined with AWS::Region) -> <service>."""
     name = ep["Properties"]["ServiceName"]
     if isinstance(name, dict):
         name = "".join(p if isinstance(p, str) else "REGION" for p in name["Fn::Join"][1])
@@ -25,13 +26,19 @@ def _endpoints(stage) -> dict[str, dict]:
 def test_endpoint_sets(dev, prod, example):
     # cloudformation: the migration runner runs in the VPC (PRIVATE_ONLY webservers) and calls DescribeStacks
     assert set(_endpoints(dev)) == BASE | {"s3", "cloudformation"}
-    assert set(_endpoints(prod)) == BASE | {"s3", "secretsmanager", "sts", "cloudformation"}  # secrets backend on, sts on
+    assert set(_endpoints(prod)) == BASE | {
+        "s3",
+        "secretsmanager",
+        "sts",
+        "cloudformation",
+    }  # secrets backend on, sts on
     assert set(_endpoints(example)) == BASE | {"s3", "cloudformation"}
 
 
 def test_interface_endpoints_private_dns_and_our_security_group(stage):
-    sg_id = next(k for k in resources(stage.json("network"), "AWS::EC2::SecurityGroup")
-                 if k.startswith("EndpointSecurityGroup"))
+    sg_id = next(
+        k for k in resources(stage.json("network"), "AWS::EC2::SecurityGroup") if k.startswith("EndpointSecurityGroup")
+    )
     for svc, ep in _endpoints(stage).items():
         p = ep["Properties"]
         if svc == "s3":
@@ -48,7 +55,9 @@ def test_endpoint_security_group_admits_443_only_from_security_groups(stage):
     environments' SGs (rules in their own stacks) on 443."""
     templates = [stage.json(w) for w in ("network", "source", "target")]
     net = templates[0]
-    sg_id = next(k for k, r in resources(net, "AWS::EC2::SecurityGroup").items() if k.startswith("EndpointSecurityGroup"))
+    sg_id = next(
+        k for k, r in resources(net, "AWS::EC2::SecurityGroup").items() if k.startswith("EndpointSecurityGroup")
+    )
     sg = net["Resources"][sg_id]["Properties"]
     assert "SecurityGroupIngress" not in sg
     rules = []
@@ -71,9 +80,12 @@ def test_created_vpc_has_configured_azs_and_cidrs(dev, prod):
         vpc = next(iter(resources(t, "AWS::EC2::VPC").values()))
         assert vpc["Properties"]["CidrBlock"] == net.vpc_cidr
         subnets = resources(t, "AWS::EC2::Subnet")
-        private = sorted((s["Properties"]["AvailabilityZone"], s["Properties"]["CidrBlock"])
-                         for k, s in subnets.items() if "Private" in k)
-        assert private == sorted(zip(net.availability_zones, net.private_subnet_cidrs))
+        private = sorted(
+            (s["Properties"]["AvailabilityZone"], s["Properties"]["CidrBlock"])
+            for k, s in subnets.items()
+            if "Private" in k
+        )
+        assert private == sorted(zip(net.availability_zones, net.private_subnet_cidrs, strict=True))
         public = sorted(s["Properties"]["CidrBlock"] for k, s in subnets.items() if "Public" in k)
         assert public == sorted(net.public_subnet_cidrs)
         assert len(resources(t, "AWS::EC2::NatGateway")) == (2 if net.nat_gateway else 0)
@@ -110,7 +122,8 @@ def test_flow_log_role_trusts_only_this_accounts_flow_logs(stage):
     assert st["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
     assert st["Condition"]["StringEquals"] == {"aws:SourceAccount": stage.cfg.account}
     assert st["Condition"]["ArnLike"] == {
-        "aws:SourceArn": f"arn:aws:ec2:{stage.cfg.region}:{stage.cfg.account}:vpc-flow-log/*"}
+        "aws:SourceArn": f"arn:aws:ec2:{stage.cfg.region}:{stage.cfg.account}:vpc-flow-log/*"
+    }
 
 
 def test_synth_needs_no_lookups(stage):

@@ -1,6 +1,7 @@
 """The upgrade pipeline: stages in configured order, approvals only before protected stages,
 a post-deployment check after each stage, secure nag-clean artifacts, and cdk-nag coverage of
 the stacks inside pipeline stages."""
+
 from __future__ import annotations
 
 import json
@@ -25,27 +26,52 @@ ENV = cdk.Environment(account="111111111111", region="eu-west-1")
 
 def _specs():
     return [
-        PipelineStageSpec(name="dev", target_environment="mwaa-dev-target", report_bucket="mig-dev",
-                          report_key="data/migration/2.10.3_to_2.11.0/export/m1/report.json"),
-        PipelineStageSpec(name="staging", target_environment="mwaa-staging-target", report_bucket="mig-stg",
-                          report_key="data/migration/x/export/m1/report.json", protected=True),
-        PipelineStageSpec(name="prod", target_environment="mwaa-prod-target", report_bucket="mig-prod",
-                          report_key="data/migration/x/export/m1/report.json", protected=True,
-                          report_kms_key_arn="arn:aws:kms:eu-west-1:111111111111:key/abcd"),
+        PipelineStageSpec(
+            name="dev",
+            target_environment="mwaa-dev-target",
+            report_bucket="mig-dev",
+            report_key="data/migration/2.10.3_to_2.11.0/export/m1/report.json",
+        ),
+        PipelineStageSpec(
+            name="staging",
+            target_environment="mwaa-staging-target",
+            report_bucket="mig-stg",
+            report_key="data/migration/x/export/m1/report.json",
+            protected=True,
+        ),
+        PipelineStageSpec(
+            name="prod",
+            target_environment="mwaa-prod-target",
+            report_bucket="mig-prod",
+            report_key="data/migration/x/export/m1/report.json",
+            protected=True,
+            report_kms_key_arn="arn:aws:kms:eu-west-1:111111111111:key/abcd",
+        ),
     ]
 
 
 def _factory(compliant: bool):
     """A stage holding one bucket: compliant (S1 acknowledged with a reason) or not."""
+
     def make(scope, construct_id, stage_name):
         stage = cdk.Stage(scope, construct_id, env=ENV)
         stack = cdk.Stack(stage, "Data")
-        bucket = s3.Bucket(stack, "Bucket", enforce_ssl=True, encryption=s3.BucketEncryption.S3_MANAGED,
-                           block_public_access=s3.BlockPublicAccess.BLOCK_ALL, versioned=True)
+        bucket = s3.Bucket(
+            stack,
+            "Bucket",
+            enforce_ssl=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            versioned=True,
+        )
         if compliant:
-            cdk.Validations.of(bucket).acknowledge(cdk.Acknowledgment(
-                id="AwsSolutions-S1", reason=f"test bucket of stage {stage_name}, no access logs needed"))
+            cdk.Validations.of(bucket).acknowledge(
+                cdk.Acknowledgment(
+                    id="AwsSolutions-S1", reason=f"test bucket of stage {stage_name}, no access logs needed"
+                )
+            )
         return stage
+
     return make
 
 
@@ -53,8 +79,16 @@ def _build(outdir: Path, *, compliant: bool, nag_on: str = "app"):
     app = cdk.App(outdir=str(outdir))
     if nag_on == "app":
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    stack = PipelineStack(app, "Upgrade", env=ENV, connection_arn=CONNECTION, repository="acme/mwaa-upgrade",
-                          branch="main", stages=_specs(), stage_factory=_factory(compliant))
+    stack = PipelineStack(
+        app,
+        "Upgrade",
+        env=ENV,
+        connection_arn=CONNECTION,
+        repository="acme/mwaa-upgrade",
+        branch="main",
+        stages=_specs(),
+        stage_factory=_factory(compliant),
+    )
     if nag_on == "stages":
         for stage in stack.stages:
             cdk.Validations.of(stage).add_plugins(AwsSolutionsChecks(stage))
@@ -124,7 +158,8 @@ def test_check_role_reads_only_its_environment_and_report(synthesized):
             for action in row["actions"]:
                 granted.setdefault(action, set()).update(row["resources"])
     assert granted["airflow:GetEnvironment"] == {
-        "arn:${AWS::Partition}:airflow:eu-west-1:111111111111:environment/mwaa-prod-target"}
+        "arn:${AWS::Partition}:airflow:eu-west-1:111111111111:environment/mwaa-prod-target"
+    }
     assert "arn:${AWS::Partition}:s3:::mig-prod/data/migration/x/export/m1/report.json" in granted["s3:GetObject"]
     assert granted["kms:Decrypt"] >= {"arn:aws:kms:eu-west-1:111111111111:key/abcd"}
     # nothing of another stage's environment or bucket
@@ -133,8 +168,11 @@ def test_check_role_reads_only_its_environment_and_report(synthesized):
 
 def test_synth_step_installs_pinned_tests_synthesizes_offline_and_lints(synthesized):
     _, _, template = synthesized
-    specs = [r["Properties"]["Source"]["BuildSpec"] for r in template["Resources"].values()
-             if r["Type"] == "AWS::CodeBuild::Project"]
+    specs = [
+        r["Properties"]["Source"]["BuildSpec"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::CodeBuild::Project"
+    ]
     synth = [s for s in specs if "cdk synth" in s]
     assert len(synth) == 1
     commands = json.loads(synth[0])["phases"]["build"]["commands"]
@@ -163,8 +201,12 @@ def test_pipeline_templates_pass_the_synth_steps_cfn_lint(synthesized):
     """The pipeline lints everything it synthesizes, itself included."""
     outdir, _, _ = synthesized
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
-    result = subprocess.run([str(cfn_lint), "--ignore-checks", "W3005", "--", f"{outdir}/**/*.template.json"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(cfn_lint), "--ignore-checks", "W3005", "--", f"{outdir}/**/*.template.json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -182,8 +224,13 @@ def test_nag_finding_inside_a_pipeline_stage_fails_synthesis(tmp_path):
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()
     report = json.loads((tmp_path / "cdk.out" / "validation-report.json").read_text())
-    paths = {c["constructPath"] for p in report["pluginReports"] for v in p["violations"]
-             for c in v["violatingConstructs"] if v["ruleName"] == "AwsSolutions-S1"}
+    paths = {
+        c["constructPath"]
+        for p in report["pluginReports"]
+        for v in p["violations"]
+        for c in v["violatingConstructs"]
+        if v["ruleName"] == "AwsSolutions-S1"
+    }
     assert paths == {f"Upgrade/{s}/Data/Bucket/Resource" for s in ("dev", "staging", "prod")}
 
 
@@ -198,15 +245,19 @@ def test_plugin_on_a_stage_nested_in_the_pipeline_stack_is_not_enough(tmp_path):
     assert not any(p.get("violations") for p in report.get("pluginReports", []))
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"connection_arn": "arn:aws:iam::111111111111:role/x"}, "connection_arn"),
-    ({"repository": "no-slash"}, "repository"),
-    ({"branch": "bad branch"}, "branch"),
-    ({"stages": []}, "stages"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"connection_arn": "arn:aws:iam::111111111111:role/x"}, "connection_arn"),
+        ({"repository": "no-slash"}, "repository"),
+        ({"branch": "bad branch"}, "branch"),
+        ({"stages": []}, "stages"),
+    ],
+)
 def test_bad_props_name_the_field(change, field):
-    props = dict(connection_arn=CONNECTION, repository="acme/x", branch="main", stages=_specs(),
-                 stage_factory=_factory(True))
+    props = dict(
+        connection_arn=CONNECTION, repository="acme/x", branch="main", stages=_specs(), stage_factory=_factory(True)
+    )
     props.update(change)
     with pytest.raises(ValueError, match=f"^{field}: "):
         PipelineStack(cdk.App(), "P", env=ENV, **props)
@@ -214,16 +265,27 @@ def test_bad_props_name_the_field(change, field):
 
 def test_duplicate_stage_names_are_refused():
     with pytest.raises(ValueError, match="^stages: .*unique"):
-        PipelineStack(cdk.App(), "P", env=ENV, connection_arn=CONNECTION, repository="acme/x", branch="main",
-                      stages=_specs() + _specs()[:1], stage_factory=_factory(True))
+        PipelineStack(
+            cdk.App(),
+            "P",
+            env=ENV,
+            connection_arn=CONNECTION,
+            repository="acme/x",
+            branch="main",
+            stages=_specs() + _specs()[:1],
+            stage_factory=_factory(True),
+        )
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"name": "Prod"}, "stage.name"),
-    ({"target_environment": "1bad"}, "target_environment"),
-    ({"report_bucket": "Bad_Bucket"}, "report_bucket"),
-    ({"report_key": "data/report.csv"}, "report_key"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"name": "Prod"}, "stage.name"),
+        ({"target_environment": "1bad"}, "target_environment"),
+        ({"report_bucket": "Bad_Bucket"}, "report_bucket"),
+        ({"report_key": "data/report.csv"}, "report_key"),
+    ],
+)
 def test_bad_stage_spec_names_the_field(change, field):
     props = dict(name="dev", target_environment="env", report_bucket="bucket", report_key="p/m/report.json")
     props.update(change)

@@ -1,4 +1,5 @@
 """Migration storage: encryption, versioning, public access, TLS, RETAIN, lifecycle, protection."""
+
 from __future__ import annotations
 
 from aws_cdk.assertions import Match
@@ -30,8 +31,11 @@ def test_buckets_versioned_private_retained(stage):
         props = b["Properties"]
         assert props["VersioningConfiguration"] == {"Status": "Enabled"}
         assert props["PublicAccessBlockConfiguration"] == {
-            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
-            "RestrictPublicBuckets": True}
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
         assert b["DeletionPolicy"] == "Retain" and b["UpdateReplacePolicy"] == "Retain"
     assert bucket["Properties"]["BucketName"] == stage.cfg.migration_bucket_name
 
@@ -39,7 +43,9 @@ def test_buckets_versioned_private_retained(stage):
 def test_server_access_logs_go_to_the_log_bucket(stage):
     _, bucket, logs = _buckets(stage)
     assert bucket["Properties"]["LoggingConfiguration"] == {
-        "DestinationBucketName": {"Ref": "AccessLogsBucket83982689"}, "LogFilePrefix": "migration-bucket/"}
+        "DestinationBucketName": {"Ref": "AccessLogsBucket83982689"},
+        "LogFilePrefix": "migration-bucket/",
+    }
     # S3 delivers access logs only to SSE-S3 buckets.
     sse = logs["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
     assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
@@ -48,25 +54,55 @@ def test_server_access_logs_go_to_the_log_bucket(stage):
 def test_tls_only_bucket_policies(stage):
     t = stage.template("storage")
     for ref in ("MigrationBucketD3297513", "AccessLogsBucket83982689"):
-        t.has_resource_properties("AWS::S3::BucketPolicy", {
-            "Bucket": {"Ref": ref},
-            "PolicyDocument": {"Statement": Match.array_with([Match.object_like({
-                "Effect": "Deny", "Action": "s3:*", "Principal": {"AWS": "*"},
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}})
-        t.has_resource_properties("AWS::S3::BucketPolicy", {
-            "Bucket": {"Ref": ref},
-            "PolicyDocument": {"Statement": Match.array_with([Match.object_like({
-                "Effect": "Deny", "Condition": {"NumericLessThan": {"s3:TlsVersion": 1.2}}})])}})
+        t.has_resource_properties(
+            "AWS::S3::BucketPolicy",
+            {
+                "Bucket": {"Ref": ref},
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Effect": "Deny",
+                                    "Action": "s3:*",
+                                    "Principal": {"AWS": "*"},
+                                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                                }
+                            )
+                        ]
+                    )
+                },
+            },
+        )
+        t.has_resource_properties(
+            "AWS::S3::BucketPolicy",
+            {
+                "Bucket": {"Ref": ref},
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {"Effect": "Deny", "Condition": {"NumericLessThan": {"s3:TlsVersion": 1.2}}}
+                            )
+                        ]
+                    )
+                },
+            },
+        )
 
 
 def test_exports_expire_after_configured_days(stage):
     _, bucket, _ = _buckets(stage)
     rules = {r["Id"]: r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
     assert rules["expire-old-exports"] == {
-        "Id": "expire-old-exports", "Prefix": "data/migration/", "Status": "Enabled",
-        "ExpirationInDays": stage.cfg.migration.export_retention_days}
+        "Id": "expire-old-exports",
+        "Prefix": "data/migration/",
+        "Status": "Enabled",
+        "ExpirationInDays": stage.cfg.migration.export_retention_days,
+    }
     assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"] == {
-        "NoncurrentDays": stage.cfg.storage.noncurrent_version_days}
+        "NoncurrentDays": stage.cfg.storage.noncurrent_version_days
+    }
 
 
 def test_termination_protection_outside_dev(dev, prod, example):
@@ -89,9 +125,13 @@ def test_every_access_log_delivery_is_limited_to_this_account(stage):
     """Issue 12 item 12: CDK wrote the DAG buckets' (cross-stack) log-delivery grant without
     aws:SourceAccount/aws:SourceArn; every logging.s3 Allow now carries aws:SourceAccount."""
     t = stage.json("storage")
-    statements = [s for r in t["Resources"].values() if r["Type"] == "AWS::S3::BucketPolicy"
-                  for s in r["Properties"]["PolicyDocument"]["Statement"]
-                  if s.get("Principal") == {"Service": "logging.s3.amazonaws.com"}]
+    statements = [
+        s
+        for r in t["Resources"].values()
+        if r["Type"] == "AWS::S3::BucketPolicy"
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Principal") == {"Service": "logging.s3.amazonaws.com"}
+    ]
     assert len(statements) >= 1 + (stage.cfg.source.mode == "create")  # the migration bucket's, the DAG buckets'
     for s in statements:
         assert s["Effect"] == "Allow" and s["Action"] == "s3:PutObject"

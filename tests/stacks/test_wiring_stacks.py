@@ -5,6 +5,7 @@ the clone and runner handler roles, the DAG publishers and the stack outputs. Re
 real templates (DependsOn and Ref/GetAtt edges, cross-stack Fn::GetStackOutput resolved to the
 producing stack's output) and the cloud assembly's stack dependencies, not from construct
 attributes."""
+
 from __future__ import annotations
 
 import json
@@ -28,6 +29,7 @@ PUBLISH = "Custom::CDKBucketDeployment"
 
 
 # ---------------------------------------------------------------------------- template graph
+
 
 def _refs(value) -> set[str]:
     """Logical ids a property value points at (Ref, Fn::GetAtt, ${X} in Fn::Sub)."""
@@ -62,8 +64,9 @@ def all_deps(template: dict, logical_id: str) -> set[str]:
 
 
 def _one(template: dict, type_: str, **props) -> str:
-    found = [k for k, r in resources(template, type_).items()
-             if all(r["Properties"].get(p) == v for p, v in props.items())]
+    found = [
+        k for k, r in resources(template, type_).items() if all(r["Properties"].get(p) == v for p, v in props.items())
+    ]
     assert len(found) == 1, (type_, props, found)
     return found[0]
 
@@ -90,14 +93,17 @@ def _conf(template: dict, step: str) -> dict:
 def _stack_deps(stage, which: str) -> set[str]:
     """Stack names ``which`` depends on in the cloud assembly (what `cdk deploy` orders by)."""
     name = getattr(stage.stacks, which).artifact_id
-    return {d.id for d in stage.assembly().get_stack_artifact(name).dependencies
-            if not d.id.endswith(".assets")}
+    return {d.id for d in stage.assembly().get_stack_artifact(name).dependencies if not d.id.endswith(".assets")}
 
 
 def _export(stage, name: str):
     """The value of the output exported as ``name`` (a strong reference's Fn::ImportValue)."""
-    (value,) = [o["Value"] for w in ("network", "storage", "source", "target")
-                for o in (stage.json(w).get("Outputs") or {}).values() if (o.get("Export") or {}).get("Name") == name]
+    (value,) = [
+        o["Value"]
+        for w in ("network", "storage", "source", "target")
+        for o in (stage.json(w).get("Outputs") or {}).values()
+        if (o.get("Export") or {}).get("Name") == name
+    ]
     return value
 
 
@@ -108,8 +114,11 @@ def deref(stage, value):
     if isinstance(value, dict):
         if set(value) == {"Fn::GetStackOutput"}:
             ref = value["Fn::GetStackOutput"]
-            (which,) = [w for w in ("network", "storage", "source", "target")
-                        if getattr(stage.stacks, w).stack_name == ref["StackName"]]
+            (which,) = [
+                w
+                for w in ("network", "storage", "source", "target")
+                if getattr(stage.stacks, w).stack_name == ref["StackName"]
+            ]
             return stage.json(which)["Outputs"][ref["OutputName"]]["Value"]
         if set(value) == {"Fn::ImportValue"}:
             return _export(stage, value["Fn::ImportValue"])
@@ -120,6 +129,7 @@ def deref(stage, value):
 
 
 # ---------------------------------------------------------------------------- stage variants
+
 
 def _variant(tmp_path: Path, base: str, **changes) -> tuple:
     """A shipped stage file with dotted keys changed, built into its own app."""
@@ -134,26 +144,46 @@ def _variant(tmp_path: Path, base: str, **changes) -> tuple:
     cfg = load_stage(base, tmp_path)
     app = cdk.App(context=dict(CONTEXT, stage=base))
     stacks = build_stage(app, cfg)
-    return cfg, stacks, {w: Template.from_stack(getattr(stacks, w)).to_json()
-                         for w in ("network", "source", "target", "migration")}
+    return (
+        cfg,
+        stacks,
+        {w: Template.from_stack(getattr(stacks, w)).to_json() for w in ("network", "source", "target", "migration")},
+    )
 
 
 @pytest.fixture(scope="module")
 def dev_cutover(tmp_path_factory):
-    return _variant(tmp_path_factory.mktemp("cutover"), "dev", migration__cutover=True,
-                    migration__rerun_token="second-try", migration__tables=["dag", "dag_run"])
+    return _variant(
+        tmp_path_factory.mktemp("cutover"),
+        "dev",
+        migration__cutover=True,
+        migration__rerun_token="second-try",
+        migration__tables=["dag", "dag_run"],
+    )
 
 
 @pytest.fixture(scope="module")
 def dev_public(tmp_path_factory):
-    return _variant(tmp_path_factory.mktemp("public"), "dev", source__webserver_access_mode="PUBLIC_ONLY",
-                    target__webserver_access_mode="PUBLIC_ONLY")
+    return _variant(
+        tmp_path_factory.mktemp("public"),
+        "dev",
+        source__webserver_access_mode="PUBLIC_ONLY",
+        target__webserver_access_mode="PUBLIC_ONLY",
+    )
 
 
 # ---------------------------------------------------------------------------- layout
 
-LONG_LIVED = {"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::EC2::SecurityGroup", "AWS::EC2::SecurityGroupIngress",
-              "AWS::Logs::LogGroup", "AWS::S3::Bucket", "AWS::KMS::Key", "AWS::MWAA::Environment"}
+LONG_LIVED = {
+    "AWS::IAM::Role",
+    "AWS::IAM::Policy",
+    "AWS::EC2::SecurityGroup",
+    "AWS::EC2::SecurityGroupIngress",
+    "AWS::Logs::LogGroup",
+    "AWS::S3::Bucket",
+    "AWS::KMS::Key",
+    "AWS::MWAA::Environment",
+}
 
 
 def test_migration_custom_resources_are_in_their_own_stack(stage):
@@ -173,10 +203,17 @@ def test_migration_custom_resources_are_in_their_own_stack(stage):
             assert not str(r["Properties"].get("LogGroupName", "")).startswith("airflow-"), k
         if r["Type"] == "AWS::IAM::Role":  # only our Lambdas' roles, never an execution role
             assert "airflow" not in json.dumps(r["Properties"]["AssumeRolePolicyDocument"]), k
-        assert r["Type"] not in {"AWS::S3::Bucket", "AWS::KMS::Key", "AWS::MWAA::Environment",
-                                 "AWS::EC2::SecurityGroup"}, k
-    assert not any(n in json.dumps(r) for n in (f"airflow-{e}-" for e in env_names)
-                   for r in resources(m, "AWS::Logs::LogGroup").values())
+        assert r["Type"] not in {
+            "AWS::S3::Bucket",
+            "AWS::KMS::Key",
+            "AWS::MWAA::Environment",
+            "AWS::EC2::SecurityGroup",
+        }, k
+    assert not any(
+        n in json.dumps(r)
+        for n in (f"airflow-{e}-" for e in env_names)
+        for r in resources(m, "AWS::Logs::LogGroup").values()
+    )
 
 
 def test_migration_stack_is_deployed_after_source_and_target(stage):
@@ -189,6 +226,7 @@ def test_migration_stack_is_deployed_after_source_and_target(stage):
 
 
 # ---------------------------------------------------------------------------- order
+
 
 def test_export_waits_only_for_the_source_stack(migrating):
     """Export waits for nothing of the target environment in the migration stack: no path from
@@ -204,7 +242,8 @@ def test_export_waits_only_for_the_source_stack(migrating):
     src = migrating.json("source")
     (publish,) = resources(src, PUBLISH).values()
     assert publish["Properties"]["DestinationBucketKeyPrefix"] == (
-        f"{migrating.cfg.source.environment.dag_s3_path}/mwaa-upgrade/")
+        f"{migrating.cfg.source.environment.dag_s3_path}/mwaa-upgrade/"
+    )
     assert migrating.stacks.source.stack_name in _stack_deps(migrating, "migration")
 
 
@@ -221,7 +260,8 @@ def test_import_waits_for_export_the_target_and_its_dags(migrating):
     t = migrating.json("target")
     (publish,) = resources(t, PUBLISH).values()
     assert publish["Properties"]["DestinationBucketKeyPrefix"] == (
-        f"{migrating.cfg.target.environment.dag_s3_path}/mwaa-upgrade/")
+        f"{migrating.cfg.target.environment.dag_s3_path}/mwaa-upgrade/"
+    )
     assert migrating.stacks.target.stack_name in _stack_deps(migrating, "migration")
 
 
@@ -264,16 +304,20 @@ def test_clone_uses_the_target_stacks_role_bucket_and_network(dev):
     raw = m["Resources"][clone]["Properties"]["Overrides"]
     assert raw["ExecutionRoleArn"] == {"Fn::ImportValue": f"{dev.stacks.target.stack_name}:ExecutionRoleArn"}
     assert raw["NetworkConfiguration"]["SecurityGroupIds"] == [
-        {"Fn::ImportValue": f"{dev.stacks.target.stack_name}:SecurityGroupId"}]
+        {"Fn::ImportValue": f"{dev.stacks.target.stack_name}:SecurityGroupId"}
+    ]
     # what the clone needs from the target stack exists there: the role's import policy, the
     # five airflow-{target}-* log groups and the security group's self-referencing rule
     import_policy = next(k for k in resources(t, "AWS::IAM::Policy") if k.startswith("ImportPolicy"))
     assert t["Resources"][import_policy]["Properties"]["Roles"] == [{"Ref": role_id}]
     log_groups = {r["Properties"].get("LogGroupName") for r in resources(t, "AWS::Logs::LogGroup").values()}
-    assert {f"airflow-mwaa-dev-target-{s}" for s in ("DAGProcessing", "Scheduler", "Task", "WebServer",
-                                                     "Worker")} <= log_groups
-    assert any(r["Properties"].get("SourceSecurityGroupId") == {"Fn::GetAtt": [sg_id, "GroupId"]}
-               for r in resources(t, "AWS::EC2::SecurityGroupIngress").values())
+    assert {
+        f"airflow-mwaa-dev-target-{s}" for s in ("DAGProcessing", "Scheduler", "Task", "WebServer", "Worker")
+    } <= log_groups
+    assert any(
+        r["Properties"].get("SourceSecurityGroupId") == {"Fn::GetAtt": [sg_id, "GroupId"]}
+        for r in resources(t, "AWS::EC2::SecurityGroupIngress").values()
+    )
     assert dev.stacks.target.stack_name in _stack_deps(dev, "migration")
     # and nothing of the migration run: the clone never waits for the export
     assert not any(m["Resources"][d]["Type"] == DAG_RUN for d in all_deps(m, clone))
@@ -281,22 +325,31 @@ def test_clone_uses_the_target_stacks_role_bucket_and_network(dev):
 
 # ---------------------------------------------------------------------------- properties
 
+
 def test_dag_run_properties_and_conf(migrating):
     cfg, t = migrating.cfg, migrating.json("migration")
     m = cfg.migration
     base = {"bucket": cfg.migration_bucket_name, "prefix": cfg.export_prefix, "migration_id": m.id}
     export = t["Resources"][_dag_run(t, "export")]["Properties"]
     assert {k: export[k] for k in ("EnvironmentName", "AirflowVersion", "DagId", "MigrationId", "Role")} == {
-        "EnvironmentName": cfg.source.environment.name, "AirflowVersion": cfg.source.environment.airflow_version,
-        "DagId": "db_export", "MigrationId": m.id, "Role": "Op"}
+        "EnvironmentName": cfg.source.environment.name,
+        "AirflowVersion": cfg.source.environment.airflow_version,
+        "DagId": "db_export",
+        "MigrationId": m.id,
+        "Role": "Op",
+    }
     assert _conf(t, "export") == base
     imp = t["Resources"][_dag_run(t, "import")]["Properties"]
     assert (imp["EnvironmentName"], imp["DagId"]) == (cfg.target.environment.name, "db_import")
     assert _conf(t, "import") == {
-        **base, "source_environment": cfg.source.environment.name,
-        "target_environment": cfg.target.environment.name, "task_log_days": m.task_log_days,
-        "task_log_states": list(m.task_log_states), "variables_strategy": m.variables_strategy,
-        "connections_strategy": m.connections_strategy}
+        **base,
+        "source_environment": cfg.source.environment.name,
+        "target_environment": cfg.target.environment.name,
+        "task_log_days": m.task_log_days,
+        "task_log_states": list(m.task_log_states),
+        "variables_strategy": m.variables_strategy,
+        "connections_strategy": m.connections_strategy,
+    }
     assert "RerunToken" not in imp  # none configured
 
 
@@ -320,6 +373,7 @@ def test_declared_target_has_no_clone(prod, example):
 
 
 # ---------------------------------------------------------------------------- timeouts
+
 
 def _waiter(t: dict, prefix: str) -> dict:
     (sm,) = [r for k, r in resources(t, "AWS::StepFunctions::StateMachine").items() if k.startswith(prefix)]
@@ -349,6 +403,7 @@ def test_provider_timeouts(stage):
 
 
 # ---------------------------------------------------------------------------- VPC placement
+
 
 def _functions(t: dict, prefix: str) -> dict:
     return {k: f for k, f in resources(t, "AWS::Lambda::Function").items() if k.startswith(prefix)}
@@ -380,19 +435,25 @@ def test_runner_outside_the_vpc_when_both_webservers_are_public(dev_public):
     for k, fn in _functions(t["migration"], "MigrationRun").items():
         assert "VpcConfig" not in fn["Properties"], k
     roles = resources(t["migration"], "AWS::IAM::Policy")
-    assert not any(st.get("Sid") == "LambdaVpcEni" for r in roles.values()
-                   for st in r["Properties"]["PolicyDocument"]["Statement"])
-    services = json.dumps([e["Properties"]["ServiceName"] for e in resources(t["network"], "AWS::EC2::VPCEndpoint").values()])
+    assert not any(
+        st.get("Sid") == "LambdaVpcEni" for r in roles.values() for st in r["Properties"]["PolicyDocument"]["Statement"]
+    )
+    services = json.dumps(
+        [e["Properties"]["ServiceName"] for e in resources(t["network"], "AWS::EC2::VPCEndpoint").values()]
+    )
     assert "cloudformation" not in services
 
 
 # ---------------------------------------------------------------------------- IAM
 
+
 def _policy(t: dict, prefix: str) -> dict[str, dict]:
-    (doc,) = [r["Properties"]["PolicyDocument"] for k, r in resources(t, "AWS::IAM::Policy").items()
-              if k.startswith(prefix)]
+    (doc,) = [
+        r["Properties"]["PolicyDocument"] for k, r in resources(t, "AWS::IAM::Policy").items() if k.startswith(prefix)
+    ]
     return statements_by_sid({"Statement": [s for s in doc["Statement"] if "Sid" in s]}) | {
-        "(no sid) " + json.dumps(s["Action"]): s for s in doc["Statement"] if "Sid" not in s}
+        "(no sid) " + json.dumps(s["Action"]): s for s in doc["Statement"] if "Sid" not in s
+    }
 
 
 def _arn(cfg, service: str, rest: str) -> str:
@@ -419,20 +480,42 @@ def test_clone_handler_role_every_statement(dev):
     vpc = {"Fn::Join": ["", [f"{ec2}vpc/", dev.stacks.network.resolve(dev.stacks.network.vpc.vpc_id)]]}
     expected = {
         "ReadSource": {"Action": "airflow:GetEnvironment", "Resource": _arn(cfg, "airflow", f"environment/{src}")},
-        "ManageTarget": {"Action": ["airflow:CreateEnvironment", "airflow:GetEnvironment", "airflow:TagResource",
-                                    "airflow:UpdateEnvironment"],
-                         "Resource": _arn(cfg, "airflow", f"environment/{tgt}")},
-        "PassTargetRole": {"Action": "iam:PassRole", "Resource": {"Fn::GetAtt": [role_id, "Arn"]},
-                           "Condition": {"StringEquals": {"iam:PassedToService": "airflow.amazonaws.com"}}},
-        "DescribeNetwork": {"Action": ["ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
-                                       "ec2:DescribeVpcs"], "Resource": "*"},
-        "ReadDagBucketEncryption": {"Action": "s3:GetEncryptionConfiguration",
-                                    "Resource": {"Fn::GetAtt": [bucket_id, "Arn"]}},
+        "ManageTarget": {
+            "Action": [
+                "airflow:CreateEnvironment",
+                "airflow:GetEnvironment",
+                "airflow:TagResource",
+                "airflow:UpdateEnvironment",
+            ],
+            "Resource": _arn(cfg, "airflow", f"environment/{tgt}"),
+        },
+        "PassTargetRole": {
+            "Action": "iam:PassRole",
+            "Resource": {"Fn::GetAtt": [role_id, "Arn"]},
+            "Condition": {"StringEquals": {"iam:PassedToService": "airflow.amazonaws.com"}},
+        },
+        "DescribeNetwork": {
+            "Action": [
+                "ec2:DescribeRouteTables",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeVpcs",
+            ],
+            "Resource": "*",
+        },
+        "ReadDagBucketEncryption": {
+            "Action": "s3:GetEncryptionConfiguration",
+            "Resource": {"Fn::GetAtt": [bucket_id, "Arn"]},
+        },
         "ReadOwnStackStatus": {"Action": "cloudformation:DescribeStacks", "Resource": {"Ref": "AWS::StackId"}},
-        "CreateServiceEndpoints": {"Action": "ec2:CreateVpcEndpoint",
-                                   "Resource": [f"{ec2}vpc-endpoint/*", sg, *subnets, vpc]},
-        "CreateServiceInterfaces": {"Action": "ec2:CreateNetworkInterface",
-                                    "Resource": [f"{ec2}network-interface/*", sg, *subnets]},
+        "CreateServiceEndpoints": {
+            "Action": "ec2:CreateVpcEndpoint",
+            "Resource": [f"{ec2}vpc-endpoint/*", sg, *subnets, vpc],
+        },
+        "CreateServiceInterfaces": {
+            "Action": "ec2:CreateNetworkInterface",
+            "Resource": [f"{ec2}network-interface/*", sg, *subnets],
+        },
         "DeleteTarget": {"Action": "airflow:DeleteEnvironment", "Resource": _arn(cfg, "airflow", f"environment/{tgt}")},
     }
     actual = deref(dev, _policy(m, "CloneHandlerPolicy"))
@@ -444,7 +527,8 @@ def test_clone_handler_role_every_statement(dev):
     assert all(st["Effect"] == "Allow" for st in actual.values())
     # one policy, no managed policies
     assert [k for k in resources(m, "AWS::IAM::Policy") if k.startswith("CloneHandler")] == [
-        next(k for k in resources(m, "AWS::IAM::Policy") if k.startswith("CloneHandlerPolicy"))]
+        next(k for k in resources(m, "AWS::IAM::Policy") if k.startswith("CloneHandlerPolicy"))
+    ]
     for k, r in resources(m, "AWS::IAM::Role").items():
         assert "ManagedPolicyArns" not in r["Properties"], k
 
@@ -456,15 +540,24 @@ def test_runner_handler_role_every_statement(migrating):
     logs = actual.pop("WriteOwnLogs")
     assert logs["Resource"]["Fn::GetAtt"][0][:-8] == "MigrationRunLogs"
     expected = {
-        "InvokeAirflowRestApi": {"Action": "airflow:InvokeRestApi",
-                                 "Resource": [_arn(cfg, "airflow", f"role/{src}/Op"),
-                                              _arn(cfg, "airflow", f"role/{tgt}/Op")]},
+        "InvokeAirflowRestApi": {
+            "Action": "airflow:InvokeRestApi",
+            "Resource": [_arn(cfg, "airflow", f"role/{src}/Op"), _arn(cfg, "airflow", f"role/{tgt}/Op")],
+        },
         # no CreateCliToken: the CLI-token fallback is off unless the stage turns it on
         "DetectStackRollback": {"Action": "cloudformation:DescribeStacks", "Resource": {"Ref": "AWS::StackId"}},
         # in the VPC (every shipped stage): Lambda's ENI actions, inline
-        "LambdaVpcEni": {"Action": ["ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface",
-                                    "ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces",
-                                    "ec2:DescribeSubnets", "ec2:UnassignPrivateIpAddresses"], "Resource": "*"},
+        "LambdaVpcEni": {
+            "Action": [
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:CreateNetworkInterface",
+                "ec2:DeleteNetworkInterface",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeSubnets",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
+            "Resource": "*",
+        },
     }
     for st in (*actual.values(), *expected.values()):
         if isinstance(st["Resource"], list):
@@ -480,7 +573,8 @@ def test_dag_publishers_write_only_under_the_dag_folder(migrating):
         assert deny["Effect"] == "Deny" and deny["Action"] == ["s3:Abort*", "s3:DeleteObject*", "s3:PutObject*"]
         resource = json.dumps(deny["NotResource"])
         assert resource.endswith(f'"/{env.dag_s3_path}/mwaa-upgrade/*"]]}}') or resource == json.dumps(
-            f"{cfg.source.dag_bucket_arn}/{env.dag_s3_path}/mwaa-upgrade/*")
+            f"{cfg.source.dag_bucket_arn}/{env.dag_s3_path}/mwaa-upgrade/*"
+        )
 
 
 def test_adopted_source_dags_go_to_the_configured_bucket(example):
@@ -495,6 +589,7 @@ def test_adopted_source_dags_go_to_the_configured_bucket(example):
 
 
 # ---------------------------------------------------------------------------- outputs
+
 
 def test_outputs(stage):
     """The migration's outputs are the migration stack's; the environment stacks keep only their
@@ -517,8 +612,9 @@ def test_outputs(stage):
         assert stage.json("target")["Resources"][url[0]]["Type"] == "AWS::MWAA::Environment"
         assert url[1] == "WebserverUrl"
     for which in ("source", "target"):
-        assert not {"MigrationReportLocation", "MigrationExportLocation", "TargetWebserverUrl",
-                    "ImportRunId"} & set(stage.json(which).get("Outputs", {})), which
+        assert not {"MigrationReportLocation", "MigrationExportLocation", "TargetWebserverUrl", "ImportRunId"} & set(
+            stage.json(which).get("Outputs", {})
+        ), which
 
 
 def test_wiring_logical_ids_are_stable(stage):
@@ -537,12 +633,13 @@ def test_wiring_logical_ids_are_stable(stage):
 
 # ---------------------------------------------------------------------------- nag on the variants
 
+
 def test_nag_clean_with_cutover_and_with_public_webservers(dev_cutover, dev_public):
     """The shipped stages are checked in test_nag.py; these variants add a Cutover resource,
     take the runner out of the VPC and drop the cloudformation endpoint."""
     from cdk_nag import AwsSolutionsChecks
+
     for _, stacks, _ in (dev_cutover, dev_public):
         app = stacks.migration.node.root
         report = AwsSolutionsChecks(app).validate_scope(app)
-        assert [f"{v.rule_name} {r.construct_path}" for v in report.violations
-                for r in v.violating_resources] == []
+        assert [f"{v.rule_name} {r.construct_path}" for v in report.violations for r in v.violating_resources] == []

@@ -1,13 +1,13 @@
 """python -m tools.plan_clone: the review command, offline and with a stubbed live read."""
+
 import io
 import json
-import sys
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-
 from tests.clonehelpers import FIXTURES, REGION, TARGET_ROLE, load_env
+
 from tools import plan_clone
 
 CFN = str(FIXTURES / "cfn_created_2_10_3.json")
@@ -20,6 +20,7 @@ def overrides(tmp_path):
         path = tmp_path / "overrides.json"
         path.write_text(json.dumps({"Name": "orders-prod-2-11", "ExecutionRoleArn": TARGET_ROLE, **values}))
         return str(path)
+
     return write
 
 
@@ -56,8 +57,16 @@ def test_offline_review_refuses_an_undecided_kms_key(overrides):
 def test_source_version_and_target_name_options(overrides, tmp_path):
     inner = tmp_path / "inner.json"  # the inner object is accepted too
     inner.write_text(json.dumps({k: v for k, v in load_env("micro_2_10_3").items() if k != "AirflowVersion"}))
-    rc, text = run("--source-json", str(inner), "--source-version", "2.9.2", "--target-name", "sandbox-new",
-                   "--overrides-json", overrides(AirflowVersion="2.10.3"))
+    rc, text = run(
+        "--source-json",
+        str(inner),
+        "--source-version",
+        "2.9.2",
+        "--target-name",
+        "sandbox-new",
+        "--overrides-json",
+        overrides(AirflowVersion="2.10.3"),
+    )
     assert rc == 0 and '"Name": "sandbox-new"' in text and "OK: Airflow 2.9.2 -> 2.10.3" in text
 
 
@@ -71,8 +80,9 @@ def test_bad_overrides_file(tmp_path):
 def test_live_read_of_a_missing_source_names_the_region(overrides, monkeypatch, capsys):
     client = boto3.client("mwaa", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(client) as stub:
-        stub.add_client_error("get_environment", "ResourceNotFoundException", "not found", 404,
-                              expected_params={"Name": "nope"})
+        stub.add_client_error(
+            "get_environment", "ResourceNotFoundException", "not found", 404, expected_params={"Name": "nope"}
+        )
         monkeypatch.setattr(plan_clone, "_mwaa_client", lambda region: client)
         rc, _ = run("--source-name", "nope", "--region", REGION, "--overrides-json", overrides())
         stub.assert_no_pending_responses()
@@ -83,11 +93,11 @@ def test_live_read_of_a_missing_source_names_the_region(overrides, monkeypatch, 
 def test_live_read(overrides, monkeypatch):
     client = boto3.client("mwaa", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(client) as stub:
-        stub.add_response("get_environment", {"Environment": load_env("console_created_2_8_1")},
-                          {"Name": "analytics"})
+        stub.add_response("get_environment", {"Environment": load_env("console_created_2_8_1")}, {"Name": "analytics"})
         monkeypatch.setattr(plan_clone, "_mwaa_client", lambda region: client)
-        rc, text = run("--source-name", "analytics", "--region", REGION, "--overrides-json",
-                       overrides(AirflowVersion="2.10.3"))
+        rc, text = run(
+            "--source-name", "analytics", "--region", REGION, "--overrides-json", overrides(AirflowVersion="2.10.3")
+        )
         stub.assert_no_pending_responses()
     assert rc == 0 and "OK: Airflow 2.8.1 -> 2.10.3" in text
 

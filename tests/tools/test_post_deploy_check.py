@@ -1,4 +1,5 @@
 """Post-deployment check: MWAA through botocore's Stubber (moto has no MWAA), S3 through moto."""
+
 from __future__ import annotations
 
 import json
@@ -17,13 +18,20 @@ KEY = "data/migration/2.10.3_to_2.11.0/export/m1/report.json"
 
 def _report(**overrides):
     report = {
-        "migration_id": "m1", "target_airflow_version": "2.11.0",
+        "migration_id": "m1",
+        "target_airflow_version": "2.11.0",
         "tables": {
-            "dag_run": {"exported": 10, "inserted": 7, "already_present": 2, "rejected": 1,
-                        "rejections": [{"reason": "dag missing", "count": 1, "sample": []}]},
+            "dag_run": {
+                "exported": 10,
+                "inserted": 7,
+                "already_present": 2,
+                "rejected": 1,
+                "rejections": [{"reason": "dag missing", "count": 1, "sample": []}],
+            },
             "variable": {"exported": 3, "inserted": 3, "already_present": 0, "rejected": 0, "rejections": []},
         },
-        "all_rows_accounted": True, "task_logs": {},
+        "all_rows_accounted": True,
+        "task_logs": {},
     }
     report.update(overrides)
     return report
@@ -37,8 +45,12 @@ def _environment(status, **extra):
 
 @pytest.fixture
 def aws(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
@@ -51,15 +63,22 @@ def aws(monkeypatch):
 
 # ---------------------------------------------------------------- pure rules
 
+
 def test_available_environment_has_no_problem():
     assert pdc.environment_problems({"Name": "t", "Status": "AVAILABLE"}) == []
 
 
 def test_failed_environment_reports_the_service_error():
-    problems = pdc.environment_problems({"Name": "t", "Status": "UPDATE_FAILED", "LastUpdate": {
-        "Error": {"ErrorCode": "INCORRECT_CONFIGURATION", "ErrorMessage": "requirements failed"}}})
-    assert problems == ["environment t is UPDATE_FAILED, not AVAILABLE "
-                        "(last update error INCORRECT_CONFIGURATION: requirements failed)"]
+    problems = pdc.environment_problems(
+        {
+            "Name": "t",
+            "Status": "UPDATE_FAILED",
+            "LastUpdate": {"Error": {"ErrorCode": "INCORRECT_CONFIGURATION", "ErrorMessage": "requirements failed"}},
+        }
+    )
+    assert problems == [
+        "environment t is UPDATE_FAILED, not AVAILABLE (last update error INCORRECT_CONFIGURATION: requirements failed)"
+    ]
 
 
 def test_complete_report_passes():
@@ -73,22 +92,25 @@ def test_report_flag_false_fails():
 def test_counts_are_recomputed_not_trusted():
     report = _report()
     report["tables"]["dag_run"]["inserted"] = 6  # one row vanished, flag still says true
-    assert pdc.report_problems(report) == [
-        "table dag_run: exported 10 != inserted + already_present + rejected = 9"]
+    assert pdc.report_problems(report) == ["table dag_run: exported 10 != inserted + already_present + rejected = 9"]
 
 
-@pytest.mark.parametrize("report, expected", [
-    ([], "report is not a JSON object: list"),
-    (_report(tables={}), "report lists no tables"),
-    (_report(tables={"x": {"exported": 1}}), "table x: counts missing"),
-    (_report(migration_id="other"), "report migration_id 'other' is not 'm1'"),
-])
+@pytest.mark.parametrize(
+    "report, expected",
+    [
+        ([], "report is not a JSON object: list"),
+        (_report(tables={}), "report lists no tables"),
+        (_report(tables={"x": {"exported": 1}}), "table x: counts missing"),
+        (_report(migration_id="other"), "report migration_id 'other' is not 'm1'"),
+    ],
+)
 def test_malformed_reports_fail_with_a_reason(report, expected):
     problems = pdc.report_problems(report, expected_migration_id="m1")
     assert any(p.startswith(expected) for p in problems), problems
 
 
 # ---------------------------------------------------------------- with clients
+
 
 def test_check_passes_when_available_and_accounted(aws):
     s3, mwaa, stub = aws
@@ -101,7 +123,8 @@ def test_check_fails_without_report(aws):
     s3, mwaa, stub = aws
     stub.add_response("get_environment", _environment("AVAILABLE"), expected_params={"Name": "target"})
     assert pdc.check(mwaa=mwaa, s3=s3, environment="target", bucket=BUCKET, key=KEY) == [
-        f"no migration report at s3://{BUCKET}/{KEY} (db_import has not finished?)"]
+        f"no migration report at s3://{BUCKET}/{KEY} (db_import has not finished?)"
+    ]
 
 
 def test_check_waits_while_updating_then_passes(aws):
@@ -110,19 +133,41 @@ def test_check_waits_while_updating_then_passes(aws):
     stub.add_response("get_environment", _environment("UPDATING"), expected_params={"Name": "target"})
     stub.add_response("get_environment", _environment("AVAILABLE"), expected_params={"Name": "target"})
     sleeps = []
-    assert pdc.check(mwaa=mwaa, s3=s3, environment="target", bucket=BUCKET, key=KEY, wait_seconds=600,
-                     poll_seconds=30, sleep=sleeps.append, clock=lambda: 0.0) == []
+    assert (
+        pdc.check(
+            mwaa=mwaa,
+            s3=s3,
+            environment="target",
+            bucket=BUCKET,
+            key=KEY,
+            wait_seconds=600,
+            poll_seconds=30,
+            sleep=sleeps.append,
+            clock=lambda: 0.0,
+        )
+        == []
+    )
     assert sleeps == [30]
 
 
 def test_check_does_not_wait_on_a_failed_environment(aws):
     s3, mwaa, stub = aws
     s3.put_object(Bucket=BUCKET, Key=KEY, Body=json.dumps(_report()).encode())
-    stub.add_response("get_environment", _environment(
-        "CREATE_FAILED", LastUpdate={"Error": {"ErrorCode": "E", "ErrorMessage": "boom"}}),
-        expected_params={"Name": "target"})
-    problems = pdc.check(mwaa=mwaa, s3=s3, environment="target", bucket=BUCKET, key=KEY, wait_seconds=600,
-                         sleep=lambda s: pytest.fail("must not wait"), clock=lambda: 0.0)
+    stub.add_response(
+        "get_environment",
+        _environment("CREATE_FAILED", LastUpdate={"Error": {"ErrorCode": "E", "ErrorMessage": "boom"}}),
+        expected_params={"Name": "target"},
+    )
+    problems = pdc.check(
+        mwaa=mwaa,
+        s3=s3,
+        environment="target",
+        bucket=BUCKET,
+        key=KEY,
+        wait_seconds=600,
+        sleep=lambda s: pytest.fail("must not wait"),
+        clock=lambda: 0.0,
+    )
     assert problems == ["environment target is CREATE_FAILED, not AVAILABLE (last update error E: boom)"]
 
 

@@ -1,5 +1,6 @@
 """tools.plan_clone --stage: offline, against the real stage files, with exactly the overrides
 the migration stack passes to CloneEnvironment (one mapping; deploy-time values as stand-ins)."""
+
 from __future__ import annotations
 
 import io
@@ -35,10 +36,11 @@ def _compare(tool: dict, stack_overrides: dict, omitted: list) -> None:
                 walk(a[k], b[k], f"{path}.{k}")
         elif isinstance(b, list):
             assert isinstance(a, list) and len(a) == len(b), path
-            for i, (x, y) in enumerate(zip(a, b)):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
                 walk(x, y, f"{path}[{i}]")
         else:
             assert a == b, (path, a, b)
+
     walk(tool, stack_overrides, "Overrides")
 
 
@@ -56,8 +58,13 @@ def test_overrides_from_stage_are_what_the_stack_passes(dev):
 def test_existing_network_subnets_are_literal(tmp_path):
     """With network.mode: existing the subnets are known: the review shows them as they are."""
     data = yaml.safe_load((ROOT / "config" / "existing-vpc.example.yaml").read_text())
-    data["target"] = {"creation": "clone", "name": "analytics-airflow-2-11", "airflow_version": "2.11.0",
-                      "customer_kms_key": True, "max_workers": 5}
+    data["target"] = {
+        "creation": "clone",
+        "name": "analytics-airflow-2-11",
+        "airflow_version": "2.11.0",
+        "customer_kms_key": True,
+        "max_workers": 5,
+    }
     (tmp_path / "ex.yaml").write_text(yaml.safe_dump(data))
     cfg = load_stage("ex", tmp_path)
     o = plan_clone.overrides_from_stage(cfg)
@@ -79,8 +86,7 @@ def test_stage_review_offline_with_a_saved_source():
     assert planned["Name"] == cfg.target.environment.name and planned["AirflowVersion"] == "2.11.0"
     assert planned["EndpointManagement"] == "SERVICE"
     assert planned["Tags"]["mwaa-upgrade:migration-id"] == cfg.migration.id  # the stage's id, not "review"
-    assert planned["NetworkConfiguration"]["SecurityGroupIds"] == [
-        "<deploy-time: security group of stack dev-target>"]
+    assert planned["NetworkConfiguration"]["SecurityGroupIds"] == ["<deploy-time: security group of stack dev-target>"]
     assert "OK: Airflow 2.10.3 -> 2.11.0" in text
 
 

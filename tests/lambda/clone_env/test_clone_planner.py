@@ -1,9 +1,9 @@
 """The clone planner against realistic GetEnvironment payloads (fixtures/)."""
+
 import copy
 import json
 
 import pytest
-
 from clone_env import planner as p
 from tests.clonehelpers import ACCOUNT, REGION, TARGET_ROLE, load_env
 
@@ -27,45 +27,105 @@ def walk(value):
 
 # fixture, overrides, expected (subset of the request), expected upgrade path
 GOOD = [
-    ("cfn_created_2_10_3", base_overrides(AirflowVersion="2.11.0"),
-     {"AirflowVersion": "2.11.0", "EnvironmentClass": "mw1.medium", "EndpointManagement": "SERVICE",
-      "Tags": {"team": "orders", "cost-center": "cc-4711", **TAGS}}, "in_place"),
-    ("cfn_created_2_10_3", base_overrides(AirflowVersion="3.0.6", MaxWorkers="12", Schedulers="3"),
-     {"AirflowVersion": "3.0.6", "MaxWorkers": 12, "Schedulers": 3}, "new_environment"),
-    ("console_created_2_8_1", base_overrides(AirflowVersion="2.10.3"),
-     {"Tags": TAGS, "WebserverAccessMode": "PUBLIC_ONLY",
-      "LoggingConfiguration": {
-          "DagProcessingLogs": {"Enabled": False, "LogLevel": "INFO"},
-          "SchedulerLogs": {"Enabled": True, "LogLevel": "INFO"},
-          "TaskLogs": {"Enabled": True, "LogLevel": "WARNING"},
-          "WebserverLogs": {"Enabled": False, "LogLevel": "INFO"},
-          "WorkerLogs": {"Enabled": False, "LogLevel": "INFO"}}}, "in_place"),
-    ("v1_10_12_contrib_secrets", base_overrides(AirflowVersion="2.7.2"),
-     {"AirflowConfigurationOptions": {
-         "secrets.backend": "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend",
-         "secrets.backend_kwargs": '{"connections_prefix": "airflow/connections", '
-                                   '"variables_prefix": "airflow/variables"}'},
-      "Tags": {"owner": "etl", **TAGS}}, "new_environment"),
-    ("customer_endpoints_2_9_2", base_overrides(AirflowVersion="2.10.3", EndpointManagement="SERVICE"),
-     {"EndpointManagement": "SERVICE", "EnvironmentClass": "mw1.large"}, "in_place"),
-    ("customer_endpoints_2_9_2", base_overrides(AirflowVersion="2.10.3", EndpointManagement="CUSTOMER"),
-     {"EndpointManagement": "CUSTOMER"}, "in_place"),
-    ("micro_2_10_3", base_overrides(AirflowVersion="2.11.0"),
-     {"EnvironmentClass": "mw1.micro", "Schedulers": 1, "MinWorkers": 1, "MaxWorkers": 1,
-      "MinWebservers": 1, "MaxWebservers": 1, "Tags": TAGS}, "in_place"),
-    ("micro_2_10_3", base_overrides(AirflowVersion="2.11.0", EnvironmentClass="mw1.small", Schedulers=2,
-                                    MaxWorkers=4, MinWebservers=2, MaxWebservers=2),
-     {"EnvironmentClass": "mw1.small", "Schedulers": 2, "MaxWorkers": 4}, "in_place"),
-    ("kms_2_11_0", base_overrides(AirflowVersion="3.0.6", KmsKey=NEW_KEY),
-     {"KmsKey": NEW_KEY}, "in_place"),
+    (
+        "cfn_created_2_10_3",
+        base_overrides(AirflowVersion="2.11.0"),
+        {
+            "AirflowVersion": "2.11.0",
+            "EnvironmentClass": "mw1.medium",
+            "EndpointManagement": "SERVICE",
+            "Tags": {"team": "orders", "cost-center": "cc-4711", **TAGS},
+        },
+        "in_place",
+    ),
+    (
+        "cfn_created_2_10_3",
+        base_overrides(AirflowVersion="3.0.6", MaxWorkers="12", Schedulers="3"),
+        {"AirflowVersion": "3.0.6", "MaxWorkers": 12, "Schedulers": 3},
+        "new_environment",
+    ),
+    (
+        "console_created_2_8_1",
+        base_overrides(AirflowVersion="2.10.3"),
+        {
+            "Tags": TAGS,
+            "WebserverAccessMode": "PUBLIC_ONLY",
+            "LoggingConfiguration": {
+                "DagProcessingLogs": {"Enabled": False, "LogLevel": "INFO"},
+                "SchedulerLogs": {"Enabled": True, "LogLevel": "INFO"},
+                "TaskLogs": {"Enabled": True, "LogLevel": "WARNING"},
+                "WebserverLogs": {"Enabled": False, "LogLevel": "INFO"},
+                "WorkerLogs": {"Enabled": False, "LogLevel": "INFO"},
+            },
+        },
+        "in_place",
+    ),
+    (
+        "v1_10_12_contrib_secrets",
+        base_overrides(AirflowVersion="2.7.2"),
+        {
+            "AirflowConfigurationOptions": {
+                "secrets.backend": "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend",
+                "secrets.backend_kwargs": '{"connections_prefix": "airflow/connections", '
+                '"variables_prefix": "airflow/variables"}',
+            },
+            "Tags": {"owner": "etl", **TAGS},
+        },
+        "new_environment",
+    ),
+    (
+        "customer_endpoints_2_9_2",
+        base_overrides(AirflowVersion="2.10.3", EndpointManagement="SERVICE"),
+        {"EndpointManagement": "SERVICE", "EnvironmentClass": "mw1.large"},
+        "in_place",
+    ),
+    (
+        "customer_endpoints_2_9_2",
+        base_overrides(AirflowVersion="2.10.3", EndpointManagement="CUSTOMER"),
+        {"EndpointManagement": "CUSTOMER"},
+        "in_place",
+    ),
+    (
+        "micro_2_10_3",
+        base_overrides(AirflowVersion="2.11.0"),
+        {
+            "EnvironmentClass": "mw1.micro",
+            "Schedulers": 1,
+            "MinWorkers": 1,
+            "MaxWorkers": 1,
+            "MinWebservers": 1,
+            "MaxWebservers": 1,
+            "Tags": TAGS,
+        },
+        "in_place",
+    ),
+    (
+        "micro_2_10_3",
+        base_overrides(
+            AirflowVersion="2.11.0",
+            EnvironmentClass="mw1.small",
+            Schedulers=2,
+            MaxWorkers=4,
+            MinWebservers=2,
+            MaxWebservers=2,
+        ),
+        {"EnvironmentClass": "mw1.small", "Schedulers": 2, "MaxWorkers": 4},
+        "in_place",
+    ),
+    ("kms_2_11_0", base_overrides(AirflowVersion="3.0.6", KmsKey=NEW_KEY), {"KmsKey": NEW_KEY}, "in_place"),
     ("kms_2_11_0", base_overrides(AirflowVersion="3.0.6", KmsKey=None), {}, "in_place"),
-    ("kms_2_11_0", base_overrides(KmsKey=load_env("kms_2_11_0")["KmsKey"]),
-     {"AirflowVersion": "2.11.0", "KmsKey": load_env("kms_2_11_0")["KmsKey"]}, "new_environment"),
+    (
+        "kms_2_11_0",
+        base_overrides(KmsKey=load_env("kms_2_11_0")["KmsKey"]),
+        {"AirflowVersion": "2.11.0", "KmsKey": load_env("kms_2_11_0")["KmsKey"]},
+        "new_environment",
+    ),
 ]
 
 
-@pytest.mark.parametrize("fixture,overrides,expected,path", GOOD, ids=[f"{g[0]}->{g[1].get('AirflowVersion', 'same')}"
-                                                                       for g in GOOD])
+@pytest.mark.parametrize(
+    "fixture,overrides,expected,path", GOOD, ids=[f"{g[0]}->{g[1].get('AirflowVersion', 'same')}" for g in GOOD]
+)
 def test_plan_create(fixture, overrides, expected, path):
     source = load_env(fixture)
     request = p.plan_create(source, overrides, migration_tags=TAGS)
@@ -74,8 +134,17 @@ def test_plan_create(fixture, overrides, expected, path):
         assert request[key] == value, key
     # invariants of every plan
     assert set(request) <= p.create_parameters()
-    assert not set(request) & {"Arn", "Status", "CreatedAt", "LastUpdate", "ServiceRoleArn", "WebserverUrl",
-                               "CeleryExecutorQueue", "DatabaseVpcEndpointService", "WebserverVpcEndpointService"}
+    assert not set(request) & {
+        "Arn",
+        "Status",
+        "CreatedAt",
+        "LastUpdate",
+        "ServiceRoleArn",
+        "WebserverUrl",
+        "CeleryExecutorQueue",
+        "DatabaseVpcEndpointService",
+        "WebserverVpcEndpointService",
+    }
     assert not [k for k, _ in walk(request) if k == "CloudWatchLogGroupArn"]
     assert not [k for k in request.get("Tags", {}) if k.startswith("aws:")]
     assert request.get("Tags") != {}
@@ -89,16 +158,18 @@ def test_cloudformation_tags_dropped_and_all_five_log_types_rebuilt():
     assert len(source["LoggingConfiguration"]) == 5
     request = p.plan_create(source, base_overrides(AirflowVersion="2.11.0"), migration_tags=TAGS)
     assert request["LoggingConfiguration"] == {
-        t: {"Enabled": True, "LogLevel": "INFO"} for t in
-        ("DagProcessingLogs", "SchedulerLogs", "TaskLogs", "WebserverLogs", "WorkerLogs")}
+        t: {"Enabled": True, "LogLevel": "INFO"}
+        for t in ("DagProcessingLogs", "SchedulerLogs", "TaskLogs", "WebserverLogs", "WorkerLogs")
+    }
     assert sorted(request["Tags"]) == sorted(["team", "cost-center", *TAGS])
     # the source is not modified
     assert source == load_env("cfn_created_2_10_3")
 
 
 def test_null_maps_drop_all_source_entries():
-    request = p.plan_create(load_env("cfn_created_2_10_3"),
-                            base_overrides(Tags=None, AirflowConfigurationOptions=None), migration_tags=TAGS)
+    request = p.plan_create(
+        load_env("cfn_created_2_10_3"), base_overrides(Tags=None, AirflowConfigurationOptions=None), migration_tags=TAGS
+    )
     assert request["Tags"] == TAGS and "AirflowConfigurationOptions" not in request
 
 
@@ -110,11 +181,22 @@ def test_empty_tags_are_omitted():
 
 def test_read_only_fields_come_from_the_model():
     import botocore.session
+
     model = botocore.session.get_session().get_service_model("mwaa")
     assert p.create_parameters() == set(model.operation_model("CreateEnvironment").input_shape.members)
-    assert p.read_only_fields(load_env("cfn_created_2_10_3")) == sorted([
-        "Arn", "CeleryExecutorQueue", "CreatedAt", "DatabaseVpcEndpointService", "LastUpdate", "ServiceRoleArn",
-        "Status", "WebserverUrl", "WebserverVpcEndpointService"])
+    assert p.read_only_fields(load_env("cfn_created_2_10_3")) == sorted(
+        [
+            "Arn",
+            "CeleryExecutorQueue",
+            "CreatedAt",
+            "DatabaseVpcEndpointService",
+            "LastUpdate",
+            "ServiceRoleArn",
+            "Status",
+            "WebserverUrl",
+            "WebserverVpcEndpointService",
+        ]
+    )
     assert {"KmsKey", "EndpointManagement", "Tags"} <= p.create_only_parameters()
     assert "AirflowVersion" not in p.create_only_parameters()
 
@@ -129,23 +211,29 @@ def test_secrets_backend_rename_only_from_1_10_to_2():
 
 
 def test_explicit_override_beats_the_rename():
-    request = p.plan_create(load_env("v1_10_12_contrib_secrets"),
-                            base_overrides(AirflowVersion="2.7.2",
-                                           AirflowConfigurationOptions={"secrets.backend": "my.Backend"}),
-                            migration_tags=TAGS)
+    request = p.plan_create(
+        load_env("v1_10_12_contrib_secrets"),
+        base_overrides(AirflowVersion="2.7.2", AirflowConfigurationOptions={"secrets.backend": "my.Backend"}),
+        migration_tags=TAGS,
+    )
     assert request["AirflowConfigurationOptions"]["secrets.backend"] == "my.Backend"
 
 
 def test_override_merging_and_omission():
     source = load_env("cfn_created_2_10_3")
-    request = p.plan_create(source, base_overrides(
-        AirflowVersion="2.11.0",
-        AirflowConfigurationOptions={"smtp.smtp_password": None, "core.dag_concurrency": "8"},
-        Tags={"team": None, "stage": "prod"},
-        PluginsS3Path=None, PluginsS3ObjectVersion=None,
-        LoggingConfiguration={"TaskLogs": {"LogLevel": "ERROR"}},
-        NetworkConfiguration={"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-9"]}),
-        migration_tags=TAGS)
+    request = p.plan_create(
+        source,
+        base_overrides(
+            AirflowVersion="2.11.0",
+            AirflowConfigurationOptions={"smtp.smtp_password": None, "core.dag_concurrency": "8"},
+            Tags={"team": None, "stage": "prod"},
+            PluginsS3Path=None,
+            PluginsS3ObjectVersion=None,
+            LoggingConfiguration={"TaskLogs": {"LogLevel": "ERROR"}},
+            NetworkConfiguration={"SubnetIds": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-9"]},
+        ),
+        migration_tags=TAGS,
+    )
     opts = request["AirflowConfigurationOptions"]
     assert "smtp.smtp_password" not in opts and opts["core.dag_concurrency"] == "8"
     assert opts["core.default_timezone"] == "utc"
@@ -162,9 +250,16 @@ BAD = [
     ("cfn_created_2_10_3", {"Name": "orders-prod", "ExecutionRoleArn": TARGET_ROLE}, r"source environment's own name"),
     ("cfn_created_2_10_3", {"Name": "t"}, r"Overrides\.ExecutionRoleArn is required"),
     ("cfn_created_2_10_3", base_overrides(MaxWorkers="ten"), r"Overrides\.MaxWorkers must be an integer, got 'ten'"),
-    ("cfn_created_2_10_3", base_overrides(Foo=1), r"Overrides\.Foo is not a CreateEnvironment parameter; allowed: .*AirflowVersion"),
-    ("cfn_created_2_10_3", base_overrides(LoggingConfiguration={"TaskLogs": {"Enabled": "yes"}}),
-     r"TaskLogs\.Enabled must be true or false"),
+    (
+        "cfn_created_2_10_3",
+        base_overrides(Foo=1),
+        r"Overrides\.Foo is not a CreateEnvironment parameter; allowed: .*AirflowVersion",
+    ),
+    (
+        "cfn_created_2_10_3",
+        base_overrides(LoggingConfiguration={"TaskLogs": {"Enabled": "yes"}}),
+        r"TaskLogs\.Enabled must be true or false",
+    ),
     ("cfn_created_2_10_3", base_overrides(AirflowVersion=None), r"AirflowVersion=null"),
 ]
 
@@ -179,10 +274,16 @@ CHECK_BAD = [
     ("kms_2_11_0", dict(KmsKey=None, AirflowVersion="2.10.3"), r"2\.11\.0 -> 2\.10\.3 is not allowed: downgrades"),
     ("v1_10_12_contrib_secrets", {}, r"1\.10\.12 -> 1\.10\.12 is not allowed: Airflow 1\.10\.x is retired"),
     ("cfn_created_2_10_3", dict(AirflowVersion="2.6.3"), r"unknown Airflow version '2\.6\.3'; known: .*2\.7\.2"),
-    ("cfn_created_2_10_3", dict(AirflowVersion="2.11.0", EnvironmentClass="mw1.micro"),
-     r"EnvironmentClass mw1\.micro.*Schedulers=2 is outside mw1\.micro's schedulers range 1\.\.1"),
-    ("micro_2_10_3", dict(EnvironmentClass="mw1.small"),
-     r"Schedulers=1 is outside mw1\.small's schedulers range 2\.\.5; set it in the overrides"),
+    (
+        "cfn_created_2_10_3",
+        dict(AirflowVersion="2.11.0", EnvironmentClass="mw1.micro"),
+        r"EnvironmentClass mw1\.micro.*Schedulers=2 is outside mw1\.micro's schedulers range 1\.\.1",
+    ),
+    (
+        "micro_2_10_3",
+        dict(EnvironmentClass="mw1.small"),
+        r"Schedulers=1 is outside mw1\.small's schedulers range 2\.\.5; set it in the overrides",
+    ),
     ("cfn_created_2_10_3", dict(MinWorkers=12), r"MinWorkers=12 is greater than MaxWorkers=10"),
     ("cfn_created_2_10_3", dict(EnvironmentClass="mw2.huge"), r"unknown environment class 'mw2\.huge'"),
     ("cfn_created_2_10_3", dict(WeeklyMaintenanceWindowStart=""), r"does not match the MWAA service model"),
@@ -235,11 +336,18 @@ def test_redact_hides_option_values_but_keeps_keys_and_backend():
 
 def test_diff_reports_changes_without_secret_values():
     source = load_env("cfn_created_2_10_3")
-    request = p.plan_create(source, base_overrides(
-        AirflowVersion="2.11.0", AirflowConfigurationOptions={"smtp.smtp_password": "n3w-secret"}), migration_tags=TAGS)
+    request = p.plan_create(
+        source,
+        base_overrides(AirflowVersion="2.11.0", AirflowConfigurationOptions={"smtp.smtp_password": "n3w-secret"}),
+        migration_tags=TAGS,
+    )
     entries = {e["path"]: e for e in p.diff(source, request)}
-    assert entries["AirflowVersion"] == {"path": "AirflowVersion", "change": "changed",
-                                         "source": "2.10.3", "planned": "2.11.0"}
+    assert entries["AirflowVersion"] == {
+        "path": "AirflowVersion",
+        "change": "changed",
+        "source": "2.10.3",
+        "planned": "2.11.0",
+    }
     assert entries["Arn"]["change"] == "dropped (read-only)"
     assert entries["LoggingConfiguration.TaskLogs.CloudWatchLogGroupArn"]["change"] == "dropped (read-only)"
     assert entries["Tags['aws:cloudformation:stack-name']"]["change"].startswith("dropped (aws:")
@@ -260,8 +368,9 @@ def test_diff_shows_the_secrets_backend_rename():
 
 def test_warnings_for_copied_requirements():
     source = load_env("cfn_created_2_10_3")
-    request = p.plan_create(source, base_overrides(AirflowVersion="2.11.0",
-                                                   RequirementsS3ObjectVersion="new-version"), migration_tags=TAGS)
+    request = p.plan_create(
+        source, base_overrides(AirflowVersion="2.11.0", RequirementsS3ObjectVersion="new-version"), migration_tags=TAGS
+    )
     warnings = p.plan_warnings(source, request)
     assert any(w.startswith("PluginsS3Path/") for w in warnings)
     assert not any(w.startswith("RequirementsS3Path/") for w in warnings)
@@ -271,9 +380,14 @@ def test_warnings_for_copied_requirements():
 
 # --------------------------------------------------------------------------- update
 
+
 def props(**overrides):
-    base = {"SourceEnvironmentName": "orders-prod", "TargetName": "target-env", "MigrationId": "m1",
-            "Overrides": base_overrides(AirflowVersion="2.10.3", MaxWorkers=10)}
+    base = {
+        "SourceEnvironmentName": "orders-prod",
+        "TargetName": "target-env",
+        "MigrationId": "m1",
+        "Overrides": base_overrides(AirflowVersion="2.10.3", MaxWorkers=10),
+    }
     base.update({k: v for k, v in overrides.items() if k != "ov"})
     base["Overrides"] = {**base["Overrides"], **overrides.get("ov", {})}
     return base
@@ -287,39 +401,156 @@ def current(**changes):
 
 
 UPDATES = [
-    ("minor upgrade in place", props(), props(ov={"AirflowVersion": "2.11.0"}), current(), False,
-     "update", {"Name": "target-env", "AirflowVersion": "2.11.0"}),
-    ("2.11 -> 3 in place", props(ov={"AirflowVersion": "2.11.0"}), props(ov={"AirflowVersion": "3.0.6"}),
-     current(AirflowVersion="2.11.0"), False, "update", {"Name": "target-env", "AirflowVersion": "3.0.6"}),
-    ("3 -> 2.11 downgrade allowed", props(ov={"AirflowVersion": "3.0.6"}), props(ov={"AirflowVersion": "2.11.0"}),
-     current(AirflowVersion="3.0.6"), False, "update", {"Name": "target-env", "AirflowVersion": "2.11.0"}),
-    ("2.10 -> 3 needs a new environment", props(), props(ov={"AirflowVersion": "3.0.6"}), current(), False,
-     "refuse", r"2\.10\.3 -> 3\.0\.6 cannot be done in place .*change TargetName"),
-    ("retry after it took effect", props(), props(ov={"AirflowVersion": "2.11.0"}),
-     current(AirflowVersion="2.11.0"), False, "none", None),
-    ("rollback never goes back", props(ov={"AirflowVersion": "2.11.0"}), props(),
-     current(AirflowVersion="2.11.0"), True, "none", None),
-    ("same swap outside a rollback is a refused downgrade", props(ov={"AirflowVersion": "2.11.0"}), props(),
-     current(AirflowVersion="2.11.0"), False, "refuse", r"downgrades are not allowed"),
+    (
+        "minor upgrade in place",
+        props(),
+        props(ov={"AirflowVersion": "2.11.0"}),
+        current(),
+        False,
+        "update",
+        {"Name": "target-env", "AirflowVersion": "2.11.0"},
+    ),
+    (
+        "2.11 -> 3 in place",
+        props(ov={"AirflowVersion": "2.11.0"}),
+        props(ov={"AirflowVersion": "3.0.6"}),
+        current(AirflowVersion="2.11.0"),
+        False,
+        "update",
+        {"Name": "target-env", "AirflowVersion": "3.0.6"},
+    ),
+    (
+        "3 -> 2.11 downgrade allowed",
+        props(ov={"AirflowVersion": "3.0.6"}),
+        props(ov={"AirflowVersion": "2.11.0"}),
+        current(AirflowVersion="3.0.6"),
+        False,
+        "update",
+        {"Name": "target-env", "AirflowVersion": "2.11.0"},
+    ),
+    (
+        "2.10 -> 3 needs a new environment",
+        props(),
+        props(ov={"AirflowVersion": "3.0.6"}),
+        current(),
+        False,
+        "refuse",
+        r"2\.10\.3 -> 3\.0\.6 cannot be done in place .*change TargetName",
+    ),
+    (
+        "retry after it took effect",
+        props(),
+        props(ov={"AirflowVersion": "2.11.0"}),
+        current(AirflowVersion="2.11.0"),
+        False,
+        "none",
+        None,
+    ),
+    (
+        "rollback never goes back",
+        props(ov={"AirflowVersion": "2.11.0"}),
+        props(),
+        current(AirflowVersion="2.11.0"),
+        True,
+        "none",
+        None,
+    ),
+    (
+        "same swap outside a rollback is a refused downgrade",
+        props(ov={"AirflowVersion": "2.11.0"}),
+        props(),
+        current(AirflowVersion="2.11.0"),
+        False,
+        "refuse",
+        r"downgrades are not allowed",
+    ),
     ("name change is a replacement", props(), props(TargetName="target-env-2"), current(), False, "replace", None),
-    ("name change during rollback is still a replacement", props(TargetName="target-env-2"), props(), current(), True,
-     "replace", None),
-    ("KMS key is create-only", props(), props(ov={"KmsKey": NEW_KEY}), current(), False, "refuse",
-     r"KmsKey can only be set when the environment is created"),
-    ("subnets are create-only", props(), props(ov={"NetworkConfiguration": {
-        "SubnetIds": ["subnet-x", "subnet-y"], "SecurityGroupIds": ["sg-0c33cc33cc33cc333"]}}), current(), False,
-     "refuse", r"SubnetIds can only be set at creation"),
-    ("security groups update in place", props(), props(ov={"NetworkConfiguration": {
-        "SubnetIds": ["subnet-0a11aa11aa11aa111", "subnet-0b22bb22bb22bb222"], "SecurityGroupIds": ["sg-new"]}}),
-     current(), False, "update", {"Name": "target-env", "NetworkConfiguration": {"SecurityGroupIds": ["sg-new"]}}),
-    ("workers within the class", props(), props(ov={"MaxWorkers": 20}), current(), False, "update",
-     {"Name": "target-env", "MaxWorkers": 20}),
-    ("workers beyond the class", props(), props(ov={"MaxWorkers": 30}), current(), False, "refuse",
-     r"MaxWorkers=30 is outside mw1\.medium's workers range 1\.\.25"),
-    ("removed override", props(), {**props(), "Overrides": base_overrides(AirflowVersion="2.10.3")}, current(), False,
-     "refuse", r"Overrides\.MaxWorkers was removed"),
-    ("another source", props(), props(SourceEnvironmentName="billing"), current(), False, "refuse",
-     r"SourceEnvironmentName changed"),
+    (
+        "name change during rollback is still a replacement",
+        props(TargetName="target-env-2"),
+        props(),
+        current(),
+        True,
+        "replace",
+        None,
+    ),
+    (
+        "KMS key is create-only",
+        props(),
+        props(ov={"KmsKey": NEW_KEY}),
+        current(),
+        False,
+        "refuse",
+        r"KmsKey can only be set when the environment is created",
+    ),
+    (
+        "subnets are create-only",
+        props(),
+        props(
+            ov={
+                "NetworkConfiguration": {
+                    "SubnetIds": ["subnet-x", "subnet-y"],
+                    "SecurityGroupIds": ["sg-0c33cc33cc33cc333"],
+                }
+            }
+        ),
+        current(),
+        False,
+        "refuse",
+        r"SubnetIds can only be set at creation",
+    ),
+    (
+        "security groups update in place",
+        props(),
+        props(
+            ov={
+                "NetworkConfiguration": {
+                    "SubnetIds": ["subnet-0a11aa11aa11aa111", "subnet-0b22bb22bb22bb222"],
+                    "SecurityGroupIds": ["sg-new"],
+                }
+            }
+        ),
+        current(),
+        False,
+        "update",
+        {"Name": "target-env", "NetworkConfiguration": {"SecurityGroupIds": ["sg-new"]}},
+    ),
+    (
+        "workers within the class",
+        props(),
+        props(ov={"MaxWorkers": 20}),
+        current(),
+        False,
+        "update",
+        {"Name": "target-env", "MaxWorkers": 20},
+    ),
+    (
+        "workers beyond the class",
+        props(),
+        props(ov={"MaxWorkers": 30}),
+        current(),
+        False,
+        "refuse",
+        r"MaxWorkers=30 is outside mw1\.medium's workers range 1\.\.25",
+    ),
+    (
+        "removed override",
+        props(),
+        {**props(), "Overrides": base_overrides(AirflowVersion="2.10.3")},
+        current(),
+        False,
+        "refuse",
+        r"Overrides\.MaxWorkers was removed",
+    ),
+    (
+        "another source",
+        props(),
+        props(SourceEnvironmentName="billing"),
+        current(),
+        False,
+        "refuse",
+        r"SourceEnvironmentName changed",
+    ),
     ("migration id retag", props(), props(MigrationId="m2"), current(), False, "update", None),
 ]
 

@@ -1,9 +1,9 @@
 """Fixtures of the DAG runner tests (helpers live in runner_fakes)."""
+
 from __future__ import annotations
 
 import pytest
 from botocore.stub import Stubber
-
 from runner_fakes import FakeHttp, Mwaa, Sleeps, aws_client
 
 

@@ -1,11 +1,11 @@
 """InvokeRestApi unavailable -> the CLI token, over a fake HTTP transport."""
+
 from __future__ import annotations
 
 import json
 import shlex
 
 import pytest
-
 from dag_runner import handler
 from dag_runner.airflow_api import AirflowApiError, AirflowClient, CliFallbackDisabled
 from runner_fakes import ENV, conf, event
@@ -19,8 +19,18 @@ T0 = 1_800_000_000.0
 def runs_json(*runs):
     # list-runs -o json; a log line before the JSON, as the MWAA CLI prints
     return "[2026-11-21T03:00:00.000+0000] {dagbag.py:588} INFO - Filling up the DagBag\n" + json.dumps(
-        [{"dag_id": DAG, "run_id": r, "state": s, "execution_date": "2026-11-21T03:00:00+00:00",
-          "start_date": "", "end_date": ""} for r, s in runs])
+        [
+            {
+                "dag_id": DAG,
+                "run_id": r,
+                "state": s,
+                "execution_date": "2026-11-21T03:00:00+00:00",
+                "start_date": "",
+                "end_date": "",
+            }
+            for r, s in runs
+        ]
+    )
 
 
 def argv(call):
@@ -28,8 +38,13 @@ def argv(call):
 
 
 def test_access_denied_on_invoke_rest_api_falls_back_to_cli_airflow2(mwaa, http):
-    mwaa.aws_error("AccessDeniedException", "not authorized to perform airflow:InvokeRestApi",
-                   403, method="GET", path=f"/dags/{DAG}/dagRuns/{RUN}")
+    mwaa.aws_error(
+        "AccessDeniedException",
+        "not authorized to perform airflow:InvokeRestApi",
+        403,
+        method="GET",
+        path=f"/dags/{DAG}/dagRuns/{RUN}",
+    )
     # list-runs (no run) -> unpause -> trigger -> list-runs (run queued)
     for _ in range(4):
         mwaa.cli_token(host=HOST)
@@ -44,7 +59,11 @@ def test_access_denied_on_invoke_rest_api_falls_back_to_cli_airflow2(mwaa, http)
     assert "AccessDeniedException" in data["FallbackReason"]
 
     assert [argv(c)[:2] for c in http.calls] == [
-        ["dags", "list-runs"], ["dags", "unpause"], ["dags", "trigger"], ["dags", "list-runs"]]
+        ["dags", "list-runs"],
+        ["dags", "unpause"],
+        ["dags", "trigger"],
+        ["dags", "list-runs"],
+    ]
     assert argv(http.calls[0]) == ["dags", "list-runs", "-o", "json", "-d", DAG]  # Airflow 2 syntax
     trig = argv(http.calls[2])
     assert trig[:5] == ["dags", "trigger", DAG, "-r", RUN]
@@ -55,8 +74,9 @@ def test_access_denied_on_invoke_rest_api_falls_back_to_cli_airflow2(mwaa, http)
 
 
 def test_airflow3_cli_follows_the_307_to_the_trailing_slash(mwaa, http):
-    mwaa.stub.add_client_error("invoke_rest_api", "ValidationException",
-                               "Update your environment to use InvokeRestApi", 400)
+    mwaa.stub.add_client_error(
+        "invoke_rest_api", "ValidationException", "Update your environment to use InvokeRestApi", 400
+    )
     mwaa.cli_token(host=HOST)
     http.redirect(f"https://{HOST}/aws_mwaa/cli/")
     http.answer(runs_json((RUN, "running")))
@@ -64,11 +84,11 @@ def test_airflow3_cli_follows_the_307_to_the_trailing_slash(mwaa, http):
     http.redirect("/aws_mwaa/cli/")  # relative Location
     http.answer("Dag: db_export, paused: False")
 
-    result = handler.on_event(event(AirflowVersion="3.0.6", CliTokenFallback="true"), None, mwaa=mwaa.client, http=http,
-                              now=lambda: T0)
+    result = handler.on_event(
+        event(AirflowVersion="3.0.6", CliTokenFallback="true"), None, mwaa=mwaa.client, http=http, now=lambda: T0
+    )
     assert result["Data"]["State"] == "running" and result["Data"]["Channel"] == "cli"
-    assert [c["url"] for c in http.calls] == [
-        f"https://{HOST}/aws_mwaa/cli", f"https://{HOST}/aws_mwaa/cli/"] * 2
+    assert [c["url"] for c in http.calls] == [f"https://{HOST}/aws_mwaa/cli", f"https://{HOST}/aws_mwaa/cli/"] * 2
     assert argv(http.calls[1]) == ["dags", "list-runs", "-o", "json", DAG]  # Airflow 3: positional
 
 
@@ -97,10 +117,14 @@ def test_cli_failed_run_lists_failed_tasks_without_try_number(mwaa, http):
     mwaa.cli_token(host=HOST)
     http.answer(runs_json((RUN, "failed")))
     mwaa.cli_token(host=HOST)
-    http.answer(json.dumps([
-        {"dag_id": DAG, "task_id": "export_tables", "state": "failed", "end_date": "2026"},
-        {"dag_id": DAG, "task_id": "write_manifest", "state": "upstream_failed", "end_date": ""},
-    ]))
+    http.answer(
+        json.dumps(
+            [
+                {"dag_id": DAG, "task_id": "export_tables", "state": "failed", "end_date": "2026"},
+                {"dag_id": DAG, "task_id": "write_manifest", "state": "upstream_failed", "end_date": ""},
+            ]
+        )
+    )
     with pytest.raises(handler.RunFailed) as err:
         handler.on_event(event(CliTokenFallback="true"), None, mwaa=mwaa.client, http=http, now=lambda: T0)
     msg = str(err.value)
@@ -133,12 +157,21 @@ def test_cli_trigger_that_creates_nothing_is_an_error(mwaa, http):
 
 # ---- the fallback is a stage option, off by default (issue 12 item 11)
 
+
 def test_access_denied_without_the_fallback_option_fails_and_names_it(mwaa, http):
     """Before the fix the runner fell back to a CLI token on its own, past the Op-role scoping."""
-    mwaa.aws_error("AccessDeniedException", "not authorized to perform airflow:InvokeRestApi",
-                   403, method="GET", path=f"/dags/{DAG}/dagRuns/{RUN}")
-    with pytest.raises(CliFallbackDisabled, match=r"InvokeRestApi cannot be used \(InvokeRestApi on .*"
-                                                  r"AccessDeniedException.*migration.cli_token_fallback: true"):
+    mwaa.aws_error(
+        "AccessDeniedException",
+        "not authorized to perform airflow:InvokeRestApi",
+        403,
+        method="GET",
+        path=f"/dags/{DAG}/dagRuns/{RUN}",
+    )
+    with pytest.raises(
+        CliFallbackDisabled,
+        match=r"InvokeRestApi cannot be used \(InvokeRestApi on .*"
+        r"AccessDeniedException.*migration.cli_token_fallback: true",
+    ):
         handler.on_event(event(), None, mwaa=mwaa.client, http=http, now=lambda: T0)
     assert http.calls == []  # no CLI token was ever used
 
@@ -146,5 +179,6 @@ def test_access_denied_without_the_fallback_option_fails_and_names_it(mwaa, http
 def test_sdk_without_invoke_rest_api_and_no_fallback_fails_at_once(http):
     class OldSdk:
         pass
+
     with pytest.raises(CliFallbackDisabled, match="has no InvokeRestApi"):
         AirflowClient(OldSdk(), ENV, "2.10.3", http=http)

@@ -1,10 +1,10 @@
 """The pure decisions of the DAG runner."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from dag_runner import plan
 from runner_fakes import conf, event, props
 
@@ -39,27 +39,30 @@ def test_parse_props_fills_migration_id_and_defaults():
     assert p.physical_id == "mwaa-target/db_export/mig-2-10-3-to-3-0-6-e"
 
 
-@pytest.mark.parametrize("override,message", [
-    ({"Colour": "x"}, r"unknown properties \['Colour'\]"),
-    ({"DagId": None}, "property DagId is required"),
-    ({"EnvironmentName": "9env"}, "EnvironmentName='9env' is not an MWAA name"),
-    ({"AirflowVersion": "2.6.3"}, r"AirflowVersion: unknown Airflow version '2\.6\.3'"),
-    ({"AirflowVersion": "1.10.12"}, "has no Airflow REST API"),
-    ({"MigrationId": "x" * 41}, "MigrationId=.* is not allowed"),
-    ({"Step": "copy"}, "Step='copy' is not allowed; allowed: export, import, cutover"),
-    ({"Role": "Viewer"}, "Role='Viewer' is not allowed; allowed: Op"),
-    # issue 12 item 11: Admin was accepted before; the runner takes only the least role that works
-    ({"Role": "Admin"}, "Role='Admin' is not allowed; allowed: Op"),
-    ({"CliTokenFallback": "yes"}, "CliTokenFallback='yes' is not allowed; allowed: true, false"),
-    ({"RerunToken": "t" * 65}, "RerunToken is 65 characters"),
-    ({"Conf": "{not json"}, "Conf is not valid JSON"),
-    ({"Conf": "[1]"}, "Conf must be a JSON object"),
-    ({"Conf": json.dumps(conf(migration_id="other"))}, "Conf.migration_id='other' differs"),
-    ({"Conf": json.dumps({"prefix": "p/"})}, "Conf.bucket is required"),
-    ({"Conf": json.dumps(conf(prefix="no-slash"))}, "must end with '/'"),
-    ({"Conf": json.dumps(conf(cutover=True))}, "only the cutover step sets cutover=true"),
-    ({"Step": "cutover"}, "only the cutover step sets cutover=true"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ({"Colour": "x"}, r"unknown properties \['Colour'\]"),
+        ({"DagId": None}, "property DagId is required"),
+        ({"EnvironmentName": "9env"}, "EnvironmentName='9env' is not an MWAA name"),
+        ({"AirflowVersion": "2.6.3"}, r"AirflowVersion: unknown Airflow version '2\.6\.3'"),
+        ({"AirflowVersion": "1.10.12"}, "has no Airflow REST API"),
+        ({"MigrationId": "x" * 41}, "MigrationId=.* is not allowed"),
+        ({"Step": "copy"}, "Step='copy' is not allowed; allowed: export, import, cutover"),
+        ({"Role": "Viewer"}, "Role='Viewer' is not allowed; allowed: Op"),
+        # issue 12 item 11: Admin was accepted before; the runner takes only the least role that works
+        ({"Role": "Admin"}, "Role='Admin' is not allowed; allowed: Op"),
+        ({"CliTokenFallback": "yes"}, "CliTokenFallback='yes' is not allowed; allowed: true, false"),
+        ({"RerunToken": "t" * 65}, "RerunToken is 65 characters"),
+        ({"Conf": "{not json"}, "Conf is not valid JSON"),
+        ({"Conf": "[1]"}, "Conf must be a JSON object"),
+        ({"Conf": json.dumps(conf(migration_id="other"))}, "Conf.migration_id='other' differs"),
+        ({"Conf": json.dumps({"prefix": "p/"})}, "Conf.bucket is required"),
+        ({"Conf": json.dumps(conf(prefix="no-slash"))}, "must end with '/'"),
+        ({"Conf": json.dumps(conf(cutover=True))}, "only the cutover step sets cutover=true"),
+        ({"Step": "cutover"}, "only the cutover step sets cutover=true"),
+    ],
+)
 def test_bad_properties_name_field_and_value(override, message):
     with pytest.raises(plan.PropertyError, match=message):
         plan.parse_props(props(**override))
@@ -70,7 +73,8 @@ def test_report_location_per_step():
     imp = plan.parse_props(props(Step="import", DagId="db_import"))
     assert plan.report_location(exp).endswith("/2-10-3-to-3-0-6/manifest.json")
     assert plan.report_location(imp) == (
-        "s3://mig-bucket/data/migration/2.10.3_to_3.0.6/export/2-10-3-to-3-0-6/report.json")
+        "s3://mig-bucket/data/migration/2.10.3_to_3.0.6/export/2-10-3-to-3-0-6/report.json"
+    )
 
 
 def test_decide():
@@ -84,20 +88,27 @@ def test_decide():
         plan.decide({"RequestType": "Replace"}, p)
 
 
-@pytest.mark.parametrize("run,expected", [
-    (None, "wait"), ({"state": "queued"}, "wait"), ({"state": "running"}, "wait"),
-    ({"state": "SUCCESS"}, "success"), ({"state": "failed"}, "failed"), ({"state": None}, "wait"),
-])
+@pytest.mark.parametrize(
+    "run,expected",
+    [
+        (None, "wait"),
+        ({"state": "queued"}, "wait"),
+        ({"state": "running"}, "wait"),
+        ({"state": "SUCCESS"}, "success"),
+        ({"state": "failed"}, "failed"),
+        ({"state": None}, "wait"),
+    ],
+)
 def test_classify(run, expected):
     assert plan.classify(run) == expected
 
 
 def test_log_location():
     ti = {"task_id": "t", "try_number": 3, "map_index": -1}
-    assert plan.log_location("env", "d", "r", ti) == (
-        "airflow-env-Task", "dag_id=d/run_id=r/task_id=t/attempt=3.log")
+    assert plan.log_location("env", "d", "r", ti) == ("airflow-env-Task", "dag_id=d/run_id=r/task_id=t/attempt=3.log")
     assert plan.log_location("env", "d", "r", {**ti, "map_index": 0})[1] == (
-        "dag_id=d/run_id=r/task_id=t/map_index=0/attempt=3.log")
+        "dag_id=d/run_id=r/task_id=t/map_index=0/attempt=3.log"
+    )
 
 
 def test_response_data_stays_under_4kb_and_is_strings():

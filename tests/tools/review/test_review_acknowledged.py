@@ -8,6 +8,7 @@ wildcards that are not: one acknowledged only on a sibling construct, one acknow
 without a checkable reason. Then a real CDK app checked by real cdk-nag, and the shipped
 stages themselves.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,6 +36,7 @@ def _iam(result):
 
 # ---------------------------------------------------------------- fixture
 
+
 def test_acknowledged_wildcards_carry_their_reason():
     flags = _iam(_review(FIXTURES / "acknowledged"))
     star = flags["wildcard resource: *"]
@@ -42,10 +44,14 @@ def test_acknowledged_wildcards_carry_their_reason():
     assert star["reason"] == "DescribeLogGroups: logs:DescribeLogGroups has no resource-level permission"
     assert star["acknowledged_by"] == "AwsSolutions-IAM5[Resource::*] on /Dev-Ack/WorkerRole/Resource"
     # acknowledged on the role: covers its DefaultPolicy (a child construct), tokens rendered as cdk-nag does
-    assert flags["wildcard action: s3:GetObject*"]["acknowledged_by"] == \
-        "AwsSolutions-IAM5[Action::s3:GetObject*] on /Dev-Ack/WorkerRole"
-    assert flags["wildcard resource: ${DataBucketE1F2A3B4.Arn}/*"]["reason"] == \
-        "ReadData: every object of the data bucket is input"
+    assert (
+        flags["wildcard action: s3:GetObject*"]["acknowledged_by"]
+        == "AwsSolutions-IAM5[Action::s3:GetObject*] on /Dev-Ack/WorkerRole"
+    )
+    assert (
+        flags["wildcard resource: ${DataBucketE1F2A3B4.Arn}/*"]["reason"]
+        == "ReadData: every object of the data bucket is input"
+    )
     logs = flags["wildcard resource: arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:app-*"]
     assert logs["acknowledged"] and logs["reason"].startswith("OwnLogs:")  # 'annotation::' prefix too
     # cdk-nag 2 style: id plus applies_to regex in the resource's cdk_nag metadata
@@ -82,19 +88,29 @@ def test_cli_shows_acknowledged_flags_and_fails_only_on_the_others(tmp_path, cap
     out = tmp_path / "review.md"
     assert main(["--cdk-out", str(FIXTURES / "acknowledged"), "--title", "ack", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "FLAGS: 3 unacknowledged (IAM wildcards 2, cdk-nag 1), 5 acknowledged with a reason (IAM wildcards 5)" \
+    assert (
+        "FLAGS: 3 unacknowledged (IAM wildcards 2, cdk-nag 1), 5 acknowledged with a reason (IAM wildcards 5)"
         in printed
+    )
     lines = [line.strip() for line in printed.splitlines() if line.startswith("  [")]
-    assert lines[0] == "[warning] iam: Dev-Ack WorkerRole (WorkerRole/DefaultPolicy): " \
-                       "wildcard resource: ${DataBucketE1F2A3B4.Arn}/out/*"  # unacknowledged first
-    assert "[acknowledged] iam: Dev-Ack WorkerRole (inline): wildcard resource: * \u2014 reason: " \
-           "DescribeLogGroups: logs:DescribeLogGroups has no resource-level permission" in lines
+    assert (
+        lines[0] == "[warning] iam: Dev-Ack WorkerRole (WorkerRole/DefaultPolicy): "
+        "wildcard resource: ${DataBucketE1F2A3B4.Arn}/out/*"
+    )  # unacknowledged first
+    assert (
+        "[acknowledged] iam: Dev-Ack WorkerRole (inline): wildcard resource: * \u2014 reason: "
+        "DescribeLogGroups: logs:DescribeLogGroups has no resource-level permission" in lines
+    )
     text = out.read_text()
-    assert "| acknowledged | iam | Dev-Ack | WorkerRole (inline) | wildcard resource: * | DescribeLogGroups: " \
-           "logs:DescribeLogGroups has no resource-level permission (AwsSolutions-IAM5[Resource::*] on " \
-           "/Dev-Ack/WorkerRole/Resource) |" in text
-    assert "| high | iam | Dev-Ack | WorkerRole (WorkerRole/DefaultPolicy) | wildcard action: kms:* | " \
-           "not acknowledged: AwsSolutions-IAM5[Action::kms:*] |" in text
+    assert (
+        "| acknowledged | iam | Dev-Ack | WorkerRole (inline) | wildcard resource: * | DescribeLogGroups: "
+        "logs:DescribeLogGroups has no resource-level permission (AwsSolutions-IAM5[Resource::*] on "
+        "/Dev-Ack/WorkerRole/Resource) |" in text
+    )
+    assert (
+        "| high | iam | Dev-Ack | WorkerRole (WorkerRole/DefaultPolicy) | wildcard action: kms:* | "
+        "not acknowledged: AwsSolutions-IAM5[Action::kms:*] |" in text
+    )
     assert "| **kms:*** :warning: |" in text and "s3:GetObject* (acknowledged)" in text
     assert "| Dev-Ack | /Dev-Ack/OtherRole | AwsSolutions-IAM5[Action::kms:*] | 0 | OtherRole administers" in text
     assert main(["--cdk-out", str(FIXTURES / "acknowledged"), "--fail-on-flags"]) == 1
@@ -107,7 +123,9 @@ def test_cli_shows_acknowledged_flags_and_fails_only_on_the_others(tmp_path, cap
     policy["Statement"] = [s for s in policy["Statement"] if s["Sid"] not in ("WriteOut", "Keys")]
     (copy / "DevAck.template.json").write_text(json.dumps(template))
     metadata = json.loads((copy / "DevAck.metadata.json").read_text())
-    del metadata["/Dev-Ack/WorkerRole"][0]["data"]["Annotation::AwsSolutions-IAM5[Resource::<DataBucketE1F2A3B4.Arn>/out/*]"]
+    del metadata["/Dev-Ack/WorkerRole"][0]["data"][
+        "Annotation::AwsSolutions-IAM5[Resource::<DataBucketE1F2A3B4.Arn>/out/*]"
+    ]
     (copy / "DevAck.metadata.json").write_text(json.dumps(metadata))
     capsys.readouterr()
     assert main(["--cdk-out", str(copy), "--fail-on-flags"]) == 0
@@ -117,32 +135,73 @@ def test_cli_shows_acknowledged_flags_and_fails_only_on_the_others(tmp_path, cap
 def test_not_resource_flag_links_to_a_review_acknowledgement():
     """Allow + NotResource has no cdk-nag rule: the review flags it and honours an
     acknowledgement ``Review-IAMNot[NotResource::...]`` recorded the same way."""
-    stack = {"name": "S", "file": "S.template.json", "metadata": {}, "template": {"Resources": {
-        "Role1": {"Type": "AWS::IAM::Role", "Metadata": {"aws:cdk:path": "S/Role/Resource"}, "Properties": {
-            "Policies": [{"PolicyName": "p", "PolicyDocument": {"Statement": [
-                {"Effect": "Allow", "Action": "kms:Decrypt", "NotResource": "arn:aws:kms:*:111111111111:key/*"}]}}]}}}}}
+    stack = {
+        "name": "S",
+        "file": "S.template.json",
+        "metadata": {},
+        "template": {
+            "Resources": {
+                "Role1": {
+                    "Type": "AWS::IAM::Role",
+                    "Metadata": {"aws:cdk:path": "S/Role/Resource"},
+                    "Properties": {
+                        "Policies": [
+                            {
+                                "PolicyName": "p",
+                                "PolicyDocument": {
+                                    "Statement": [
+                                        {
+                                            "Effect": "Allow",
+                                            "Action": "kms:Decrypt",
+                                            "NotResource": "arn:aws:kms:*:111111111111:key/*",
+                                        }
+                                    ]
+                                },
+                            }
+                        ]
+                    },
+                }
+            }
+        },
+    }
     (flag,) = review([stack])["flags"]
-    assert (flag["acknowledged"], flag["rule"]) == (False, "Review-IAMNot[NotResource::arn:aws:kms:*:111111111111:key/*]")
-    stack["metadata"] = {"/S/Role": [{"type": "aws:cdk:acknowledged-rules", "data": {
-        "Annotation::Review-IAMNot[NotResource::arn:aws:kms:*:111111111111:key/*]":
-            "the AWS-owned key of MWAA's queues lives outside this account"}}]}
+    assert (flag["acknowledged"], flag["rule"]) == (
+        False,
+        "Review-IAMNot[NotResource::arn:aws:kms:*:111111111111:key/*]",
+    )
+    stack["metadata"] = {
+        "/S/Role": [
+            {
+                "type": "aws:cdk:acknowledged-rules",
+                "data": {
+                    "Annotation::Review-IAMNot[NotResource::arn:aws:kms:*:111111111111:key/*]": (
+                        "the AWS-owned key of MWAA's queues lives outside this account"
+                    )
+                },
+            }
+        ]
+    }
     (flag,) = review([stack])["flags"]
     assert flag["acknowledged"] and flag["reason"].startswith("the AWS-owned key")
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("*", "*"),
-    ({"Fn::Join": ["", [{"Fn::GetAtt": ["Bucket1", "Arn"]}, "/*"]]}, "<Bucket1.Arn>/*"),
-    ({"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::b/*"]]}, "arn:<AWS::Partition>:s3:::b/*"),
-    ({"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:*"}, "arn:<AWS::Partition>:logs:<AWS::Region>:*"),
-    ({"Fn::ImportValue": "Shared-Arn"}, "Shared-Arn"),
-    ({"Ref": "Bucket1"}, "<Bucket1>"),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("*", "*"),
+        ({"Fn::Join": ["", [{"Fn::GetAtt": ["Bucket1", "Arn"]}, "/*"]]}, "<Bucket1.Arn>/*"),
+        ({"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::b/*"]]}, "arn:<AWS::Partition>:s3:::b/*"),
+        ({"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:*"}, "arn:<AWS::Partition>:logs:<AWS::Region>:*"),
+        ({"Fn::ImportValue": "Shared-Arn"}, "Shared-Arn"),
+        ({"Ref": "Bucket1"}, "<Bucket1>"),
+    ],
+)
 def test_nag_resource_name_renders_like_cdk_nag(value, expected):
     assert nag_resource_name(value) == expected
 
 
 # ---------------------------------------------------------------- real cdk-nag, real app
+
 
 @pytest.mark.synth
 def test_ids_match_what_real_cdk_nag_accepts(tmp_path):
@@ -150,7 +209,8 @@ def test_ids_match_what_real_cdk_nag_accepts(tmp_path):
     derives from the template: real cdk-nag accepts them (synth passes) and the review
     links every wildcard flag to its acknowledgement."""
     import aws_cdk as cdk
-    from aws_cdk import aws_iam as iam, aws_s3 as s3
+    from aws_cdk import aws_iam as iam
+    from aws_cdk import aws_s3 as s3
     from cdk_nag import AwsSolutionsChecks
 
     def build(outdir, acknowledge):
@@ -159,14 +219,19 @@ def test_ids_match_what_real_cdk_nag_accepts(tmp_path):
         bucket = s3.CfnBucket(stack, "Bucket")
         role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject*"], resources=[f"{bucket.attr_arn}/*"]))
-        role.add_to_policy(iam.PolicyStatement(
-            actions=["logs:PutLogEvents"],
-            resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:app-*"]))
-        findings = {"AwsSolutions::AwsSolutions-IAM5[Action::s3:GetObject*]":  # plugin-prefixed form
-                    "probe: read the bucket's objects",
-                    "AwsSolutions-IAM5[Resource::<Bucket.Arn>/*]": "probe: every object of the bucket",
-                    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
-                    "log-group:app-*]": "probe: the app's own log groups"}
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:PutLogEvents"],
+                resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:app-*"],
+            )
+        )
+        findings = {
+            "AwsSolutions::AwsSolutions-IAM5[Action::s3:GetObject*]":  # plugin-prefixed form
+            "probe: read the bucket's objects",
+            "AwsSolutions-IAM5[Resource::<Bucket.Arn>/*]": "probe: every object of the bucket",
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
+            "log-group:app-*]": "probe: the app's own log groups",
+        }
         for rule_id, reason in findings.items():
             if acknowledge:
                 cdk.Validations.of(role).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
@@ -180,8 +245,10 @@ def test_ids_match_what_real_cdk_nag_accepts(tmp_path):
     iam_flags = [f for f in result["flags"] if f["category"] == "iam"]
     assert len(iam_flags) == 3 and all(f["acknowledged"] for f in iam_flags), iam_flags
     assert {f["rule"] for f in iam_flags} == {
-        "AwsSolutions-IAM5[Action::s3:GetObject*]", "AwsSolutions-IAM5[Resource::<Bucket.Arn>/*]",
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:app-*]"}
+        "AwsSolutions-IAM5[Action::s3:GetObject*]",
+        "AwsSolutions-IAM5[Resource::<Bucket.Arn>/*]",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:app-*]",
+    }
 
     with pytest.raises(Exception, match="AwsSolutions-IAM5"):  # the same ids are what cdk-nag checks
         build(tmp_path / "bare", acknowledge=False).synth()
@@ -198,8 +265,11 @@ def test_real_stage_has_no_unacknowledged_iam_wildcard(stage_name):
     assert len(wildcards) > 20
     assert [(f["stack"], f["message"]) for f in wildcards if not f["acknowledged"]] == []
     assert all(len(f["reason"]) >= 10 for f in wildcards)
-    stale = [(a["construct"], a["rule"]) for a in result["acknowledgements"]
-             if a["rule"].startswith("AwsSolutions-IAM5[") and not a["covers"]]
+    stale = [
+        (a["construct"], a["rule"])
+        for a in result["acknowledgements"]
+        if a["rule"].startswith("AwsSolutions-IAM5[") and not a["covers"]
+    ]
     assert stale == []
 
 
