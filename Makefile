@@ -10,6 +10,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # synth is offline: no CLI notices or telemetry calls.
 export CDK_DISABLE_CLI_TELEMETRY := true
 CDK := node_modules/.bin/cdk
+# the one command line (tools/cli.py, installed into .venv by `make venv`)
+MWAA_UPGRADE := $(VENV)/bin/mwaa-upgrade
 # every shipped stage file: config/<stage>.yaml
 STAGES ?= $(sort $(basename $(notdir $(wildcard config/*.yaml))))
 # every shipped pipeline: config/pipelines/<name>.yaml
@@ -17,11 +19,20 @@ PIPELINES ?= $(sort $(basename $(notdir $(wildcard config/pipelines/*.yaml))))
 
 .PHONY: lint venv node test test-metadata bench-metadata synth review rehearse datapipeline clean
 
+# Quiet builds: one progress line per step; each step's whole output goes to $(VENV_LOG), whose
+# name and last lines (without pip's warnings about this machine's index configuration) are
+# printed when a step fails. $(call logged,WHAT,COMMAND)
+VENV_LOG := .cache/venv-build.log
+logged = echo "== $(1)"; $(2) >> $(VENV_LOG) 2>&1 || { echo "$(1): failed; full output: $(VENV_LOG)" >&2; \
+  grep -v "is ignored: it is neither" $(VENV_LOG) | tail -n 15 >&2; exit 1; }
+
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements-dev.txt 2> >(grep -v "is ignored: it is neither" >&2)
-	touch $@
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@mkdir -p $(dir $(VENV_LOG)) && : > $(VENV_LOG)
+	@$(call logged,$(VENV): creating,python3 -m venv $(VENV))
+	@$(call logged,$(VENV): installing requirements-dev.txt,$(PY) -m pip install -r requirements-dev.txt)
+	@$(call logged,$(VENV): installing this checkout (mwaa-upgrade command),$(PY) -m pip install --no-deps -e .)
+	@touch $@
 
 node: node_modules/.installed
 node_modules/.installed: package.json package-lock.json
@@ -80,14 +91,14 @@ review: venv
 	      base=(--baseline "$(REVIEW_BASELINE)" --baseline-out "cdk.out/$$stage"); \
 	    else echo "   ($$file not in $(REVIEW_BASELINE): not compared)"; fi; \
 	  fi; \
-	  $(PY) -m tools.review --cdk-out cdk.out/$$stage --title "$$title" \
+	  $(MWAA_UPGRADE) review --cdk-out cdk.out/$$stage --title "$$title" \
 	    --out reports/review-$$stage.md "$${base[@]}"; \
 	done
 
 # Local rehearsal of a metadata migration (docs/rehearsal.md); flags through ARGS, e.g.
 # make rehearse ARGS="--source-version 2.9.2 --target-version 2.11.0 --rows 5000"
 rehearse: venv
-	$(PY) -m tools.rehearse $(ARGS)
+	$(MWAA_UPGRADE) rehearse $(ARGS)
 
 # metadata migration only (builds Airflow venvs in .venvs/ and a PostgreSQL cluster in .cache/pg on first use)
 test-metadata: venv
@@ -109,4 +120,4 @@ lint: venv
 # AWS Data Pipeline definition -> Airflow DAG + report (README "AWS Data Pipeline"); flags through ARGS, e.g.
 # make datapipeline ARGS="convert pipeline.json --out dags/ --target-version 2.11.0"
 datapipeline: venv
-	$(PY) -m tools.datapipeline $(ARGS)
+	$(MWAA_UPGRADE) datapipeline $(ARGS)

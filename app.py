@@ -4,12 +4,14 @@
 - ``cdk synth -c stage=NAME`` (default dev): the stacks of config/NAME.yaml.
 - ``cdk synth -c pipeline=NAME``: the upgrade pipeline of config/pipelines/NAME.yaml, whose
   stages hold the stacks of each configured stage (stacks/pipeline_app.py).
+- ``-c config_dir=DIR``: read the stage (and pipeline) files from DIR instead of config/.
 
 Configuration is loaded and validated before any construct exists; a bad file stops here
 with one message naming the file, field, value and what is allowed. cdk-nag (AwsSolutions)
 runs as a validation plugin on every synth; registered on the App, it also covers the stacks
 inside the pipeline's stages.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,18 +29,21 @@ import aws_cdk as cdk  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
 from stacks import build_stage  # noqa: E402
-from stacks.stage_config import ConfigError, load_stage  # noqa: E402
+from stacks.config import ConfigError, load_stage  # noqa: E402
 
 
 def build(app: cdk.App) -> None:
     """Everything the context asks for, into ``app`` (raises ConfigError on bad config)."""
     pipeline = app.node.try_get_context("pipeline")
+    config_dir = app.node.try_get_context("config_dir")
+    config_dir = Path(config_dir) if config_dir else None
     if pipeline:
         from stacks.pipeline_app import UpgradePipeline
         from stacks.pipeline_config import load_pipeline
-        UpgradePipeline(app, load_pipeline(str(pipeline)))
+
+        UpgradePipeline(app, load_pipeline(str(pipeline), config_dir))
     else:
-        build_stage(app, load_stage(str(app.node.try_get_context("stage") or "dev")))
+        build_stage(app, load_stage(str(app.node.try_get_context("stage") or "dev"), config_dir))
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 
 

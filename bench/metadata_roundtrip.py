@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO / "tools"), str(REPO / "dags")]
+sys.path[:0] = [str(REPO / "tools" / "dev"), str(REPO / "dags")]
 TABLES = ("dag_run", "task_instance", "log")
 BUCKET = "bench-bucket"
 

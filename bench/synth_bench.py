@@ -29,7 +29,7 @@ from aws_cdk import aws_mwaa as mwaa  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
 from stacks import build_stage  # noqa: E402
-from stacks.stage_config import load_stage  # noqa: E402
+from stacks.config import load_stage  # noqa: E402
 
 CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]
 STAGES = sorted(p.stem for p in (ROOT / "config").glob("*.yaml"))

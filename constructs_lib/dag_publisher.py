@@ -23,10 +23,10 @@ one is given, and logs on its log group. One explicit deny on the shared role
 (``{bucket}/{prefix}mwaa-upgrade/*`` of every DagPublisher of the stack): a DAG bucket that holds
 other files (an adopted source's) is safe everywhere else.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from aws_cdk import Acknowledgment, RemovalPolicy, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
@@ -42,8 +42,7 @@ from mwaa_common import retention
 DAGS_ROOT = Path(__file__).resolve().parents[1] / "dags"
 # Our own folder inside the environment's DAG folder (see the module docstring).
 SUBFOLDER = "mwaa-upgrade/"
-DAGS_EXCLUDE = ["**/__pycache__", "**/__pycache__/**", "**/*.pyc", "**/.pytest_cache/**",
-                "**/tests/**", "**/.DS_Store"]
+DAGS_EXCLUDE = ["**/__pycache__", "**/__pycache__/**", "**/*.pyc", "**/.pytest_cache/**", "**/tests/**", "**/.DS_Store"]
 
 
 class DagPublisher(Construct):
@@ -52,14 +51,20 @@ class DagPublisher(Construct):
     ``kms_key`` (the bucket's key, if SSE-KMS), ``source_dir`` (default: the repo's ``dags/``),
     ``log_retention_days``. Attribute ``destination_prefix``: where the files go."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, bucket: s3.IBucket,
-                 prefix: str = "dags/", kms_key: Optional[kms.IKey] = None,
-                 source_dir: Optional[Path] = None,
-                 log_retention_days: int = retention.DAG_PUBLISHER_LOG_DAYS) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket: s3.IBucket,
+        prefix: str = "dags/",
+        kms_key: kms.IKey | None = None,
+        source_dir: Path | None = None,
+        log_retention_days: int = retention.DAG_PUBLISHER_LOG_DAYS,
+    ) -> None:
         super().__init__(scope, construct_id)
         if not prefix.endswith("/") or prefix.startswith("/"):
-            raise ValueError(f"prefix={prefix!r} must be a folder like 'dags/' (ends in '/', "
-                             "no leading '/')")
+            raise ValueError(f"prefix={prefix!r} must be a folder like 'dags/' (ends in '/', no leading '/')")
         source = Path(source_dir or DAGS_ROOT)
         if not source.is_dir():
             raise ValueError(f"source_dir={str(source)!r} is not a directory")
@@ -68,46 +73,72 @@ class DagPublisher(Construct):
         _write_scope(self.role).add_not_resources(bucket.arn_for_objects(f"{self.destination_prefix}*"))
         encryption = {}
         if kms_key is not None:
-            encryption = {"server_side_encryption": s3deploy.ServerSideEncryption.AWS_KMS,
-                          "server_side_encryption_aws_kms_key_id": kms_key.key_arn}
+            encryption = {
+                "server_side_encryption": s3deploy.ServerSideEncryption.AWS_KMS,
+                "server_side_encryption_aws_kms_key_id": kms_key.key_arn,
+            }
             kms_key.grant_encrypt_decrypt(self.role)
         self.deployment = s3deploy.BucketDeployment(
-            self, "Deployment", destination_bucket=bucket, destination_key_prefix=self.destination_prefix,
+            self,
+            "Deployment",
+            destination_bucket=bucket,
+            destination_key_prefix=self.destination_prefix,
             sources=[s3deploy.Source.asset(str(source), exclude=DAGS_EXCLUDE)],
-            prune=True, retain_on_delete=False, role=self.role, log_group=log_group,
-            memory_limit=256, **encryption)
+            prune=True,
+            retain_on_delete=False,
+            role=self.role,
+            log_group=log_group,
+            memory_limit=256,
+            **encryption,
+        )
         self._acknowledge(bucket, kms_key)
 
-    def _acknowledge(self, bucket: s3.IBucket, kms_key: Optional[kms.IKey]) -> None:
+    def _acknowledge(self, bucket: s3.IBucket, kms_key: kms.IKey | None) -> None:
         """BucketDeployment's grants, acknowledged on our role's policy, one by one."""
         stack = Stack.of(self)
         acks = [
             ("Action::s3:GetObject*", "BucketDeployment's read grant on the asset and DAG buckets"),
             ("Action::s3:GetBucket*", "BucketDeployment's read grant on the asset and DAG buckets"),
             ("Action::s3:List*", "aws s3 sync lists the source zip and the destination prefix"),
-            ("Action::s3:DeleteObject*", "BucketDeployment prunes and, on delete, removes our dedicated "
-                                        "mwaa-upgrade/ subfolder; the role's explicit deny blocks writes and "
-                                        "deletes on every other key"),
+            (
+                "Action::s3:DeleteObject*",
+                "BucketDeployment prunes and, on delete, removes our dedicated "
+                "mwaa-upgrade/ subfolder; the role's explicit deny blocks writes and "
+                "deletes on every other key",
+            ),
             ("Action::s3:Abort*", "multipart uploads of aws s3 sync"),
         ]
-        acks.append((f"Resource::{_nag_arn(stack.resolve(bucket.bucket_arn))}/*",
-                     "objects of the DAG bucket; the explicit deny limits writes and deletes to our mwaa-upgrade/ subfolder"))
+        acks.append(
+            (
+                f"Resource::{_nag_arn(stack.resolve(bucket.bucket_arn))}/*",
+                "objects of the DAG bucket; the explicit deny limits writes and deletes to our mwaa-upgrade/ subfolder",
+            )
+        )
         qualifier = _bootstrap_qualifier(stack)
         partition = "<AWS::Partition>" if Token.is_unresolved(stack.partition) else stack.partition
-        acks.append((f"Resource::arn:{partition}:s3:::cdk-{qualifier}-assets-"
-                     f"{stack.account}-{stack.region}/*",
-                     "the CDK bootstrap asset bucket that holds the zipped dags/ folder"))
+        acks.append(
+            (
+                f"Resource::arn:{partition}:s3:::cdk-{qualifier}-assets-{stack.account}-{stack.region}/*",
+                "the CDK bootstrap asset bucket that holds the zipped dags/ folder",
+            )
+        )
         if kms_key is not None:
-            acks += [("Action::kms:ReEncrypt*", "grant_encrypt_decrypt on the DAG bucket's key"),
-                     ("Action::kms:GenerateDataKey*", "grant_encrypt_decrypt on the DAG bucket's key")]
+            acks += [
+                ("Action::kms:ReEncrypt*", "grant_encrypt_decrypt on the DAG bucket's key"),
+                ("Action::kms:GenerateDataKey*", "grant_encrypt_decrypt on the DAG bucket's key"),
+            ]
         Validations.of(self.role.node.find_child("DefaultPolicy")).acknowledge(
-            *[Acknowledgment(id=f"AwsSolutions-IAM5[{rule}]", reason=reason) for rule, reason in acks])
+            *[Acknowledgment(id=f"AwsSolutions-IAM5[{rule}]", reason=reason) for rule, reason in acks]
+        )
         for child in stack.node.children:
             if child.node.id.startswith("Custom::CDKBucketDeployment"):
-                Validations.of(child).acknowledge(Acknowledgment(
-                    id="AwsSolutions-L1",
-                    reason="CDK's BucketDeployment handler: its runtime is chosen by aws-cdk-lib "
-                           "(pinned); it is not our code"))
+                Validations.of(child).acknowledge(
+                    Acknowledgment(
+                        id="AwsSolutions-L1",
+                        reason="CDK's BucketDeployment handler: its runtime is chosen by aws-cdk-lib "
+                        "(pinned); it is not our code",
+                    )
+                )
 
 
 def _nag_arn(arn) -> str:
@@ -132,8 +163,12 @@ def _shared_role_and_logs(stack: Stack, keep: logs.RetentionDays):
     shared = stack.node.try_find_child("DagPublisherShared")
     if shared is None:
         shared = Construct(stack, "DagPublisherShared")
-        role = iam.Role(shared, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description="Publishes the migration DAGs into the MWAA DAG buckets")
+        role = iam.Role(
+            shared,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Publishes the migration DAGs into the MWAA DAG buckets",
+        )
         group = logs.LogGroup(shared, "Logs", retention=keep, removal_policy=RemovalPolicy.DESTROY)
         group.grant_write(role)  # our role: no AWSLambdaBasicExecutionRole
     return shared.node.find_child("Role"), shared.node.find_child("Logs")
@@ -150,8 +185,9 @@ def _write_scope(role: iam.Role) -> iam.PolicyStatement:
     shared = role.node.scope
     statement = getattr(shared, "_write_scope", None)
     if statement is None:
-        statement = iam.PolicyStatement(sid=_DENY_SID, effect=iam.Effect.DENY,
-                                        actions=list(_WRITE_ACTIONS), not_resources=[])
+        statement = iam.PolicyStatement(
+            sid=_DENY_SID, effect=iam.Effect.DENY, actions=list(_WRITE_ACTIONS), not_resources=[]
+        )
         role.add_to_policy(statement)
         shared._write_scope = statement
     return statement

@@ -7,14 +7,15 @@ built statement by statement, each with a Sid and a reason; :func:`acknowledge_w
 acknowledges exactly the wildcards those statements contain (never more), so a wildcard
 added without a reason still fails synth.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import IConstruct
-
 
 # The review's own rule for Allow + NotResource/NotAction (tools/review/analysis.py IAM_NOT_RULE).
 REVIEW_IAM_NOT = "Review-IAMNot"
@@ -63,8 +64,9 @@ def wildcard_findings(stack: cdk.Stack, statement: iam.PolicyStatement) -> list[
     return out
 
 
-def acknowledge_wildcards(construct: IConstruct, statements: Iterable[iam.PolicyStatement],
-                          reasons: Mapping[str, str]) -> list[str]:
+def acknowledge_wildcards(
+    construct: IConstruct, statements: Iterable[iam.PolicyStatement], reasons: Mapping[str, str]
+) -> list[str]:
     """Acknowledge each wildcard finding of ``statements`` on ``construct``.
 
     ``reasons`` maps a statement Sid to why its wildcard is needed. A wildcard statement

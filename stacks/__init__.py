@@ -7,10 +7,10 @@ from typing import Optional
 import aws_cdk as cdk
 from constructs import Construct
 
+from stacks.config import StageConfig
 from stacks.environment_stacks import SourceEnvironmentStack, TargetEnvironmentStack
 from stacks.migration_stack import MigrationStack, needs_migration_stack
 from stacks.network_stack import NetworkStack
-from stacks.stage_config import StageConfig
 from stacks.storage_stack import MigrationStorageStack
 
 
@@ -20,7 +20,7 @@ class StageStacks:
     storage: MigrationStorageStack
     source: SourceEnvironmentStack
     target: TargetEnvironmentStack
-    migration: Optional[MigrationStack] = None  # None: a declared target without migration.metadata
+    migration: MigrationStack | None = None  # None: a declared target without migration.metadata
 
 
 def build_stage(app: Construct, cfg: StageConfig) -> StageStacks:

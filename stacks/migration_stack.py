@@ -3,7 +3,8 @@
 It holds the clone of the target (``target.creation: clone``), the export -> import ->
 cutover DAG runs and the outputs, and depends on the source and target stacks. The
 environments' long-lived parts (execution roles and policies, DAG buckets, security
-groups, log groups, keys, a declared environment) stay in those stacks, so when a step fails on the first deployment CloudFormation rolls back only this stack: its custom
+groups, log groups, keys, a declared environment) stay in those stacks, so when a step fails on
+the first deployment CloudFormation rolls back only this stack: its custom
 resources trigger, re-run and delete nothing during a rollback, the cloned environment is
 kept, and everything it uses is still there. A redeploy creates this stack again and every
 step adopts what exists (docs/deploy.md).
@@ -14,9 +15,10 @@ publisher's role touches one DAG bucket, and their nag acknowledgements name tha
 literally (a cross-stack reference would put a generated ``Fn::GetStackOutput`` into them).
 A failed upload rolls back only what CloudFormation owns: the clone is not in those stacks.
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -26,9 +28,9 @@ from constructs import Construct
 from constructs_lib.clone_environment import CloneEnvironment
 from constructs_lib.migration_run import MigrationRunner
 from mwaa_common import export_layout
+from stacks.config import MigrationConfig
 from stacks.environment_stacks import SourceEnvironmentStack, TargetEnvironmentStack, clone_overrides
 from stacks.network_stack import NetworkStack
-from stacks.stage_config import MigrationConfig
 from stacks.storage_stack import MigrationStorageStack
 
 
@@ -45,24 +47,39 @@ class MigrationStack(cdk.Stack):
     ``export``, ``import_run``, ``cutover`` (None unless ``migration.cutover``),
     ``report_location``."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, migration: MigrationConfig,
-                 network: NetworkStack, storage: MigrationStorageStack, source: SourceEnvironmentStack,
-                 target: TargetEnvironmentStack, runner_in_vpc: bool, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        migration: MigrationConfig,
+        network: NetworkStack,
+        storage: MigrationStorageStack,
+        source: SourceEnvironmentStack,
+        target: TargetEnvironmentStack,
+        runner_in_vpc: bool,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         if not needs_migration_stack(creation=target.creation, metadata=migration.metadata):
-            raise ValueError("a declared target without migration.metadata has no migration custom resource: "
-                             "build no migration stack (needs_migration_stack)")
+            raise ValueError(
+                "a declared target without migration.metadata has no migration custom resource: "
+                "build no migration stack (needs_migration_stack)"
+            )
         self.migration = migration
         # Explicit, not only implied by references: the clone needs the target's role with its
         # policies, log groups (with our retention) and security group rules in place (MWAA
         # checks them at create time); Export needs the source's DAGs, Import the target's
         # DAGs and a declared environment AVAILABLE. All of that is in these two stacks.
         self.add_stack_dependency(source, "the source environment and its published DAGs exist")
-        self.add_stack_dependency(target, "the target's role, policies, log groups, security group, "
-                                          "published DAGs (and a declared environment) exist")
+        self.add_stack_dependency(
+            target,
+            "the target's role, policies, log groups, security group, "
+            "published DAGs (and a declared environment) exist",
+        )
 
         # ---- 1. the target environment (clone) ---------------------------------------------
-        self.clone: Optional[CloneEnvironment] = None
+        self.clone: CloneEnvironment | None = None
         if target.creation == "clone":
             # The clone Lambda stays OUT of the VPC on purpose: it only calls the MWAA control
             # plane (api.airflow: Get/Create/Update/TagResource) and CloudFormation
@@ -73,26 +90,37 @@ class MigrationStack(cdk.Stack):
             # which created the environment that runs with them, still uses them.
             role, security_group = _strong_target_refs(self, target)
             self.clone = CloneEnvironment(
-                self, "Clone",
-                source_environment_name=source.environment_name, target_name=target.environment_name,
-                migration_id=migration.id, execution_role=role, dag_bucket=target.dag_bucket,
-                vpc=network.vpc, subnets=network.mwaa_subnets, security_groups=[security_group],
+                self,
+                "Clone",
+                source_environment_name=source.environment_name,
+                target_name=target.environment_name,
+                migration_id=migration.id,
+                execution_role=role,
+                dag_bucket=target.dag_bucket,
+                vpc=network.vpc,
+                subnets=network.mwaa_subnets,
+                security_groups=[security_group],
                 overrides=_without(clone_overrides(target.planned_overrides), TYPED_BY_REFERENCE),
                 kms_key=target.mwaa.kms_key,
                 endpoint_management="SERVICE",
-                delete_on_stack_delete=migration.delete_target_on_stack_delete)
+                delete_on_stack_delete=migration.delete_target_on_stack_delete,
+            )
             self.environment_ready: Any = self.clone.resource
             self.webserver_url = self.clone.resource.get_att_string("WebserverUrl")
         else:
             assert target.mwaa.environment is not None
             self.environment_ready = target.mwaa.environment  # in the target stack (a dependency)
             self.webserver_url = target.mwaa.environment.attr_webserver_url
-        cdk.CfnOutput(self, "TargetWebserverUrl", value=self.webserver_url,
-                      description=f"Webserver host name of the target environment {target.environment_name}")
+        cdk.CfnOutput(
+            self,
+            "TargetWebserverUrl",
+            value=self.webserver_url,
+            description=f"Webserver host name of the target environment {target.environment_name}",
+        )
 
-        self.runner: Optional[MigrationRunner] = None
+        self.runner: MigrationRunner | None = None
         self.export = self.import_run = self.cutover = None
-        self.report_location: Optional[str] = None
+        self.report_location: str | None = None
         if not migration.metadata:
             return  # the environment only (e.g. the in-place step 2.11 -> 3.x): no DAG runs
 
@@ -102,45 +130,85 @@ class MigrationStack(cdk.Stack):
             # A PRIVATE_ONLY webserver is reachable only from inside the VPC (CLI fallback);
             # InvokeRestApi goes through the airflow.env endpoint and DescribeStacks through
             # the cloudformation endpoint (both admit 443 from lambda_security_group).
-            network_props = dict(private_webserver=True, vpc=network.vpc,
-                                 vpc_subnets=ec2.SubnetSelection(subnets=network.mwaa_subnets),
-                                 security_group=network.lambda_security_group)
-        self.runner = MigrationRunner(self, "MigrationRun",
-                                      environment_names=[source.environment_name, target.environment_name],
-                                      **network_props)
-        base_conf = export_conf(migration, bucket=storage.bucket_name, prefix=storage.export_prefix,
-                                secrets_kms_key=storage.key.key_arn)
+            network_props = dict(
+                private_webserver=True,
+                vpc=network.vpc,
+                vpc_subnets=ec2.SubnetSelection(subnets=network.mwaa_subnets),
+                security_group=network.lambda_security_group,
+            )
+        self.runner = MigrationRunner(
+            self, "MigrationRun", environment_names=[source.environment_name, target.environment_name], **network_props
+        )
+        base_conf = export_conf(
+            migration, bucket=storage.bucket_name, prefix=storage.export_prefix, secrets_kms_key=storage.key.key_arn
+        )
         # Export waits for nothing in this stack: it runs while the clone is created (the
         # source's DAGs are published by the source stack, deployed before this one).
         self.export = self.runner.add_dag_run(
-            "Export", environment_name=source.environment_name, airflow_version=source.airflow_version,
-            dag_id="db_export", migration_id=migration.id, step="export", conf=base_conf,
-            rerun_token=migration.rerun_token)
-        conf = import_conf(migration, bucket=storage.bucket_name, prefix=storage.export_prefix,
-                           source_environment=source.environment_name, target_environment=target.environment_name)
+            "Export",
+            environment_name=source.environment_name,
+            airflow_version=source.airflow_version,
+            dag_id="db_export",
+            migration_id=migration.id,
+            step="export",
+            conf=base_conf,
+            rerun_token=migration.rerun_token,
+        )
+        conf = import_conf(
+            migration,
+            bucket=storage.bucket_name,
+            prefix=storage.export_prefix,
+            source_environment=source.environment_name,
+            target_environment=target.environment_name,
+        )
         import_after: list = [self.export]
         if self.clone is not None:
             import_after.append(self.clone.resource)  # declared: the stack dependency on the target
         self.import_run = self.runner.add_dag_run(
-            "Import", environment_name=target.environment_name, airflow_version=target.airflow_version,
-            dag_id="db_import", migration_id=migration.id, step="import", conf=conf,
-            rerun_token=migration.rerun_token, depends_on=import_after)
+            "Import",
+            environment_name=target.environment_name,
+            airflow_version=target.airflow_version,
+            dag_id="db_import",
+            migration_id=migration.id,
+            step="import",
+            conf=conf,
+            rerun_token=migration.rerun_token,
+            depends_on=import_after,
+        )
         if migration.cutover:
             self.cutover = self.runner.add_dag_run(
-                "Cutover", environment_name=target.environment_name, airflow_version=target.airflow_version,
-                dag_id="db_import", migration_id=migration.id, step="cutover", conf={**conf, "cutover": True},
-                rerun_token=migration.rerun_token, depends_on=[self.import_run])
+                "Cutover",
+                environment_name=target.environment_name,
+                airflow_version=target.airflow_version,
+                dag_id="db_import",
+                migration_id=migration.id,
+                step="cutover",
+                conf={**conf, "cutover": True},
+                rerun_token=migration.rerun_token,
+                depends_on=[self.import_run],
+            )
 
         # ---- 3. where to look afterwards ------------------------------------------------------
         base = export_layout.export_base(storage.export_prefix, migration.id, base_conf.get("rerun", ""))
         self.report_location = f"s3://{storage.bucket_name}/{base}report.json"
-        cdk.CfnOutput(self, "MigrationReportLocation", value=self.report_location,
-                      description="db_import's per-table accounting (contracts section 3), written by the Import step")
-        cdk.CfnOutput(self, "MigrationExportLocation",
-                      value=f"s3://{storage.bucket_name}/{base}manifest.json",
-                      description="db_export's manifest: present once the export is complete")
-        cdk.CfnOutput(self, "ImportRunId", value=self.import_run.get_att_string("RunId"),
-                      description="DAG run id of db_import in the target (Airflow UI, task logs)")
+        cdk.CfnOutput(
+            self,
+            "MigrationReportLocation",
+            value=self.report_location,
+            description="db_import's per-table accounting (contracts section 3), written by the Import step",
+        )
+        cdk.CfnOutput(
+            self,
+            "MigrationExportLocation",
+            value=f"s3://{storage.bucket_name}/{base}manifest.json",
+            description="db_export's manifest: present once the export is complete",
+        )
+        cdk.CfnOutput(
+            self,
+            "ImportRunId",
+            value=self.import_run.get_att_string("RunId"),
+            description="DAG run id of db_import in the target (Airflow UI, task logs)",
+        )
 
 
 # Parameters the clone takes from its typed props here (the strong references above), not from
@@ -176,11 +244,16 @@ def export_conf(migration: MigrationConfig, *, bucket: str, prefix: str, secrets
     return conf
 
 
-def import_conf(migration: MigrationConfig, *, bucket: str, prefix: str, source_environment: str,
-                target_environment: str) -> dict:
+def import_conf(
+    migration: MigrationConfig, *, bucket: str, prefix: str, source_environment: str, target_environment: str
+) -> dict:
     """db_import's run conf (contracts §2); the cutover step adds ``cutover: true``."""
-    return {**export_conf(migration, bucket=bucket, prefix=prefix),
-            "source_environment": source_environment, "target_environment": target_environment,
-            "task_log_days": migration.task_log_days, "task_log_states": list(migration.task_log_states),
-            "variables_strategy": migration.variables_strategy,
-            "connections_strategy": migration.connections_strategy}
+    return {
+        **export_conf(migration, bucket=bucket, prefix=prefix),
+        "source_environment": source_environment,
+        "target_environment": target_environment,
+        "task_log_days": migration.task_log_days,
+        "task_log_states": list(migration.task_log_states),
+        "variables_strategy": migration.variables_strategy,
+        "connections_strategy": migration.connections_strategy,
+    }

@@ -13,7 +13,7 @@ role can decrypt nothing but that report. Acknowledged on that one policy with t
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import aws_cdk as cdk
 from constructs import Construct

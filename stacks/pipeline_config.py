@@ -21,17 +21,24 @@ CodeBuild role, which can read only its own account's environments and buckets. 
 files themselves stay in ``config/`` (what ``make synth`` iterates); pipeline files are one
 level down so they are never taken for a stage.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
-
+from stacks.config import (
+    CONFIG_DIR,
+    ConfigError,
+    Section,
+    StageConfig,
+    account_and_region,
+    load_stage,
+    read_config_file,
+    regex,
+)
 from stacks.pipeline_stack import CONNECTION_ARN, REPOSITORY, STAGE_NAME
-from stacks.stage_config import (CONFIG_DIR, ConfigError, StageConfig, _regex, _Section,
-                                 account_and_region, load_stage, read_config_file)
 
 PIPELINES_DIR = CONFIG_DIR / "pipelines"
 PIPELINE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -42,6 +49,7 @@ BRANCH_RE = re.compile(r"^(?!/)(?!.*//)(?!.*\.\.)(?!.*@\{)(?!.*\.lock$)(?!.*/$)[
 @dataclass(frozen=True)
 class PipelineStage:
     """One stage of the pipeline, in order: ``config/<stage>.yaml`` loaded and validated."""
+
     stage: str
     protected: bool
     config: StageConfig
@@ -68,12 +76,17 @@ class PipelineConfig:
         return f"mwaa-upgrade-pipeline-{self.name}"
 
 
-def _stage(file: Path, index: int, item: object, config_dir: Path,
-           account: str, region: str) -> PipelineStage:
-    sec = _Section(file, f"stages[{index}]", item)
-    name = sec.get("stage", str, check=_regex(
-        STAGE_NAME, "a stage name of lowercase letters, digits and '-' starting with a letter "
-                    "(a CodePipeline stage and a config/<stage>.yaml file)"))
+def _stage(file: Path, index: int, item: object, config_dir: Path, account: str, region: str) -> PipelineStage:
+    sec = Section(file, f"stages[{index}]", item)
+    name = sec.get(
+        "stage",
+        str,
+        check=regex(
+            STAGE_NAME,
+            "a stage name of lowercase letters, digits and '-' starting with a letter "
+            "(a CodePipeline stage and a config/<stage>.yaml file)",
+        ),
+    )
     protected = sec.get("protected", bool, False)
     sec.done()
     try:
@@ -82,30 +95,44 @@ def _stage(file: Path, index: int, item: object, config_dir: Path,
         # The stage file's own message, prefixed with where the pipeline referenced it.
         raise ConfigError(file, sec.sub("stage"), name, f"a valid stage file; {e}") from None
     if (cfg.account, cfg.region) != (account, region):
-        raise ConfigError(file, sec.sub("stage"), name,
-                          f"a stage in the pipeline's account {account} and region {region} "
-                          f"({cfg.file.name} deploys to {cfg.account} {cfg.region}); the "
-                          f"post-deployment check runs with the pipeline's own role")
+        raise ConfigError(
+            file,
+            sec.sub("stage"),
+            name,
+            f"a stage in the pipeline's account {account} and region {region} "
+            f"({cfg.file.name} deploys to {cfg.account} {cfg.region}); the "
+            f"post-deployment check runs with the pipeline's own role",
+        )
     return PipelineStage(stage=name, protected=protected, config=cfg)
 
 
-def load_pipeline(name: str, config_dir: Optional[Path] = None) -> PipelineConfig:
+def load_pipeline(name: str, config_dir: Path | None = None) -> PipelineConfig:
     """Read and validate ``<config_dir>/pipelines/<name>.yaml`` and the stage files it names."""
     config_dir = Path(config_dir) if config_dir is not None else CONFIG_DIR
     file = config_dir / "pipelines" / f"{name}.yaml"
-    if not isinstance(name, str) or not PIPELINE_NAME_RE.match(name):
-        raise ConfigError(file, "pipeline", name,
-                          "a pipeline name of lowercase letters, digits and '-' (config/pipelines/<name>.yaml)")
+    if not isinstance(name, str) or not PIPELINE_NAME_RE.fullmatch(name):
+        raise ConfigError(
+            file,
+            "pipeline",
+            name,
+            "a pipeline name of lowercase letters, digits and '-' (config/pipelines/<name>.yaml)",
+        )
     top = read_config_file(file, "pipeline", name, "a pipeline")
     account, region = account_and_region(top)
-    connection_arn = top.get("connection_arn", str, check=_regex(
-        CONNECTION_ARN, "arn:aws:codeconnections:<region>:<account>:connection/<uuid> "
-                        "(or codestar-connections), from the console's Connections page"))
+    connection_arn = top.get(
+        "connection_arn",
+        str,
+        check=regex(
+            CONNECTION_ARN,
+            "arn:aws:codeconnections:<region>:<account>:connection/<uuid> "
+            "(or codestar-connections), from the console's Connections page",
+        ),
+    )
     conn_account = connection_arn.split(":")[4]
     if conn_account != account:
         raise top.error("connection_arn", connection_arn, f"a connection in the pipeline's account {account}")
-    repository = top.get("repository", str, check=_regex(REPOSITORY, "owner/name of the repository"))
-    branch = top.get("branch", str, check=_regex(BRANCH_RE, "a git branch name such as main"))
+    repository = top.get("repository", str, check=regex(REPOSITORY, "owner/name of the repository"))
+    branch = top.get("branch", str, check=regex(BRANCH_RE, "a git branch name such as main"))
     items = top.get("stages", list)
     top.done()
     if not items:
@@ -114,24 +141,38 @@ def load_pipeline(name: str, config_dir: Optional[Path] = None) -> PipelineConfi
     seen: dict[str, int] = {}
     for i, st in enumerate(stages):
         if st.stage in seen:
-            raise ConfigError(file, f"stages[{i}].stage", st.stage,
-                              f"each stage once (already stages[{seen[st.stage]}])")
+            raise ConfigError(
+                file, f"stages[{i}].stage", st.stage, f"each stage once (already stages[{seen[st.stage]}])"
+            )
         seen[st.stage] = i
     names: dict[str, str] = {}
     for i, st in enumerate(stages):
-        for what, value in (("target environment", st.config.target.environment.name),
-                            ("migration bucket", st.config.migration_bucket_name),
-                            ("stack prefix", st.config.stack_prefix)):
+        for what, value in (
+            ("target environment", st.config.target.environment.name),
+            ("migration bucket", st.config.migration_bucket_name),
+            ("stack prefix", st.config.stack_prefix),
+        ):
             key = f"{what} {value}"
             if key in names:
-                raise ConfigError(file, f"stages[{i}].stage", st.stage,
-                                  f"stages that do not share a {what} ({value} is also stage {names[key]}'s)")
+                raise ConfigError(
+                    file,
+                    f"stages[{i}].stage",
+                    st.stage,
+                    f"stages that do not share a {what} ({value} is also stage {names[key]}'s)",
+                )
             names[key] = st.stage
-    return PipelineConfig(name=name, file=file, account=account, region=region,
-                          connection_arn=connection_arn, repository=repository, branch=branch,
-                          stages=stages)
+    return PipelineConfig(
+        name=name,
+        file=file,
+        account=account,
+        region=region,
+        connection_arn=connection_arn,
+        repository=repository,
+        branch=branch,
+        stages=stages,
+    )
 
 
-def pipeline_names(config_dir: Optional[Path] = None) -> list[str]:
+def pipeline_names(config_dir: Path | None = None) -> list[str]:
     config_dir = Path(config_dir) if config_dir is not None else CONFIG_DIR
     return sorted(p.stem for p in (config_dir / "pipelines").glob("*.yaml"))

@@ -10,11 +10,13 @@ MWAA environment is AVAILABLE and the migration report accounts for every row.
 
 Upgrading is then: change the target Airflow version in ``config/<stage>.yaml``, push.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_codebuild as codebuild
@@ -24,13 +26,16 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import pipelines
 from constructs import Construct
 
+from mwaa_common.names import ENV_NAME_RE, bucket_name_problem
+
 StageFactory = Callable[[Construct, str, str], cdk.Stage]
 
-CONNECTION_ARN = re.compile(r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$")
+CONNECTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
+)
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-MWAA_NAME = re.compile(r"^[a-zA-Z][0-9a-zA-Z\-_]{0,79}$")
-BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+MWAA_NAME = ENV_NAME_RE  # name rules: lambda/mwaa_common/names.py
 
 DEFAULT_SYNTH_COMMANDS: tuple[str, ...] = (
     "make venv node",
@@ -61,26 +66,33 @@ class PipelineStageSpec:
     the pipeline's own; the check runs with the pipeline's CodeBuild role, so it must be the
     same account).
     """
+
     name: str
     protected: bool = False
     target_environment: str
     report_bucket: str
     report_key: str
-    report_kms_key_arn: Optional[str] = None
-    account: Optional[str] = None
-    region: Optional[str] = None
+    report_kms_key_arn: str | None = None
+    account: str | None = None
+    region: str | None = None
 
     def __post_init__(self) -> None:
         if not STAGE_NAME.match(self.name or ""):
             raise _invalid("stage.name", self.name, "lowercase letters, digits and '-', starting with a letter")
         if not MWAA_NAME.match(self.target_environment or ""):
-            raise _invalid(f"stage {self.name}: target_environment", self.target_environment,
-                           "an MWAA name: 1-80 chars, ^[a-zA-Z][0-9a-zA-Z-_]*$")
-        if not BUCKET_NAME.match(self.report_bucket or ""):
+            raise _invalid(
+                f"stage {self.name}: target_environment",
+                self.target_environment,
+                "an MWAA name: 1-80 chars, ^[a-zA-Z][0-9a-zA-Z-_]*$",
+            )
+        if bucket_name_problem(self.report_bucket or ""):
             raise _invalid(f"stage {self.name}: report_bucket", self.report_bucket, "an S3 bucket name")
         if not (self.report_key or "").endswith("/report.json") or self.report_key.startswith("/"):
-            raise _invalid(f"stage {self.name}: report_key", self.report_key,
-                           "{prefix}{migration_id}/report.json (docs/contracts.md §3)")
+            raise _invalid(
+                f"stage {self.name}: report_key",
+                self.report_key,
+                "{prefix}{migration_id}/report.json (docs/contracts.md §3)",
+            )
 
 
 class PipelineStack(cdk.Stack):
@@ -102,8 +114,11 @@ class PipelineStack(cdk.Stack):
         **kwargs,
     ) -> None:
         if not CONNECTION_ARN.match(connection_arn or ""):
-            raise _invalid("connection_arn", connection_arn,
-                           "arn:aws:codestar-connections|codeconnections:<region>:<account>:connection/<uuid>")
+            raise _invalid(
+                "connection_arn",
+                connection_arn,
+                "arn:aws:codestar-connections|codeconnections:<region>:<account>:connection/<uuid>",
+            )
         if not REPOSITORY.match(repository or ""):
             raise _invalid("repository", repository, "owner/name")
         if not branch or any(c in branch for c in " ~^:?*[\\"):
@@ -123,30 +138,46 @@ class PipelineStack(cdk.Stack):
         self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
 
         self.artifact_key = kms.Key(
-            self, "ArtifactKey", enable_key_rotation=True,
+            self,
+            "ArtifactKey",
+            enable_key_rotation=True,
             description="Encrypts the upgrade pipeline's artifacts",
-            removal_policy=cdk.RemovalPolicy.RETAIN)
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
         self.access_log_bucket = s3.Bucket(
-            self, "AccessLogs",
+            self,
+            "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,  # server access logs accept SSE-S3 only
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True, versioned=True,
+            enforce_ssl=True,
+            versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=cdk.RemovalPolicy.RETAIN)
-        cdk.Validations.of(self.access_log_bucket).acknowledge(cdk.Acknowledgment(
-            id="AwsSolutions-S1",
-            reason="This is the access-log bucket of the artifact bucket; logging it into itself would loop"))
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        cdk.Validations.of(self.access_log_bucket).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-S1",
+                reason="This is the access-log bucket of the artifact bucket; logging it into itself would loop",
+            )
+        )
         self.artifact_bucket = s3.Bucket(
-            self, "Artifacts",
-            encryption=s3.BucketEncryption.KMS, encryption_key=self.artifact_key, bucket_key_enabled=True,
+            self,
+            "Artifacts",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.artifact_key,
+            bucket_key_enabled=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True, versioned=True,
+            enforce_ssl=True,
+            versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=self.access_log_bucket, server_access_logs_prefix="artifacts/",
-            removal_policy=cdk.RemovalPolicy.RETAIN)
+            server_access_logs_bucket=self.access_log_bucket,
+            server_access_logs_prefix="artifacts/",
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
 
         self.source = pipelines.CodePipelineSource.connection(
-            repository, branch, connection_arn=connection_arn, trigger_on_push=True)
+            repository, branch, connection_arn=connection_arn, trigger_on_push=True
+        )
         self.synth_step = pipelines.CodeBuildStep(
             "Synth",
             input=self.source,
@@ -154,18 +185,24 @@ class PipelineStack(cdk.Stack):
             commands=list(synth_commands),
             primary_output_directory="cdk.out",
             partial_build_spec=codebuild.BuildSpec.from_object(
-                {"phases": {"install": {"runtime-versions": RUNTIME_VERSIONS}}}),
-            env={"JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-                 "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_VERSION_CHECK": "1"},
+                {"phases": {"install": {"runtime-versions": RUNTIME_VERSIONS}}}
+            ),
+            env={
+                "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+                "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+                "CDK_DISABLE_VERSION_CHECK": "1",
+            },
         )
         self.pipeline = pipelines.CodePipeline(
-            self, "Pipeline",
+            self,
+            "Pipeline",
             synth=self.synth_step,
             artifact_bucket=self.artifact_bucket,
             self_mutation=self_mutation,
             docker_enabled_for_synth=False,
             code_build_defaults=pipelines.CodeBuildOptions(
-                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE, privileged=False)),
+                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE, privileged=False)
+            ),
         )
 
         self.stages: list[cdk.Stage] = []
@@ -182,8 +219,11 @@ class PipelineStack(cdk.Stack):
             if spec.protected:
                 approval = pipelines.ManualApprovalStep(
                     f"Approve-{spec.name}",
-                    comment=(f"Deploy to protected stage {spec.name}? Read the review (make review) "
-                             f"and the previous stage's post-deployment check first."))
+                    comment=(
+                        f"Deploy to protected stage {spec.name}? Read the review (make review) "
+                        f"and the previous stage's post-deployment check first."
+                    ),
+                )
                 self.approvals[spec.name] = approval
                 pre.append(approval)
             check = self._check_step(spec, check_wait_seconds)
@@ -209,23 +249,32 @@ class PipelineStack(cdk.Stack):
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[report_arn]),
         ]
         if spec.report_kms_key_arn:
-            statements.append(iam.PolicyStatement(
-                actions=["kms:Decrypt"], resources=[spec.report_kms_key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}))
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"],
+                    resources=[spec.report_kms_key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+                )
+            )
         return pipelines.CodeBuildStep(
             f"Check-{spec.name}",
             input=self.source,
             commands=[
                 "make venv",
-                ".venv/bin/python tools/post_deploy_check.py --environment \"$TARGET_ENVIRONMENT\""
-                " --bucket \"$REPORT_BUCKET\" --key \"$REPORT_KEY\" --region \"$TARGET_REGION\""
-                " --wait-seconds \"$CHECK_WAIT_SECONDS\"",
+                '.venv/bin/python tools/post_deploy_check.py --environment "$TARGET_ENVIRONMENT"'
+                ' --bucket "$REPORT_BUCKET" --key "$REPORT_KEY" --region "$TARGET_REGION"'
+                ' --wait-seconds "$CHECK_WAIT_SECONDS"',
             ],
-            env={"TARGET_ENVIRONMENT": spec.target_environment, "REPORT_BUCKET": spec.report_bucket,
-                 "REPORT_KEY": spec.report_key, "TARGET_REGION": region,
-                 "CHECK_WAIT_SECONDS": str(wait_seconds)},
+            env={
+                "TARGET_ENVIRONMENT": spec.target_environment,
+                "REPORT_BUCKET": spec.report_bucket,
+                "REPORT_KEY": spec.report_key,
+                "TARGET_REGION": region,
+                "CHECK_WAIT_SECONDS": str(wait_seconds),
+            },
             partial_build_spec=codebuild.BuildSpec.from_object(
-                {"phases": {"install": {"runtime-versions": {"python": RUNTIME_VERSIONS["python"]}}}}),
+                {"phases": {"install": {"runtime-versions": {"python": RUNTIME_VERSIONS["python"]}}}}
+            ),
             role_policy_statements=statements,
         )
 
@@ -237,58 +286,109 @@ class PipelineStack(cdk.Stack):
         account = "<AWS::AccountId>" if cdk.Token.is_unresolved(self.account) else self.account
         # A literal with an explicit env and @aws-cdk/core:enablePartitionLiterals (cdk.json).
         partition = "<AWS::Partition>" if cdk.Token.is_unresolved(self.partition) else self.partition
-        bucket_id = self.get_logical_id(self.artifact_bucket.node.default_child)
-        artifact_actions = {
-            "s3:GetObject*": "read pipeline artifacts (grantRead of the pipeline's own artifact bucket)",
-            "s3:GetBucket*": "read pipeline artifacts (grantRead of the pipeline's own artifact bucket)",
-            "s3:List*": "list pipeline artifacts (grantRead of the pipeline's own artifact bucket)",
-            "s3:DeleteObject*": "stages overwrite their own artifacts (grantReadWrite of the artifact bucket)",
-            "s3:Abort*": "multipart uploads of artifacts (grantReadWrite of the artifact bucket)",
-            "kms:ReEncrypt*": "artifact key only (resource is the pipeline's ArtifactKey ARN)",
-            "kms:GenerateDataKey*": "artifact key only (resource is the pipeline's ArtifactKey ARN)",
-        }
+        where = _Where(
+            partition=partition,
+            region=region,
+            account=account,
+            bucket_id=self.get_logical_id(self.artifact_bucket.node.default_child),
+        )
         project_of_policy: dict[str, str] = {}
         for project in [c for c in self.pipeline.node.find_all() if isinstance(c, codebuild.Project)]:
             policy = project.role.node.try_find_child("DefaultPolicy") if project.role else None
             if policy is not None:
                 project_of_policy[policy.node.path] = self.get_logical_id(project.node.default_child)
         for policy in [c for c in self.pipeline.node.find_all() if isinstance(c, iam.Policy)]:
-            document = self.resolve(policy.document.to_json())
-            statements = document.get("Statement", [])
-            actions = {a for st in statements for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
-            resources = [r for st in statements for r in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])]
-            found: dict[str, str] = {}
-            for action, reason in artifact_actions.items():
-                if action in actions:
-                    found[f"Action::{action}"] = reason
-            if {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/*"]]} in resources:
-                found[f"Resource::<{bucket_id}.Arn>/*"] = "objects of the pipeline's own artifact bucket"
-            project_id = project_of_policy.get(policy.node.path)
-            if project_id:
-                found[f"Resource::arn:{partition}:logs:{region}:{account}:log-group:/aws/codebuild/<{project_id}>:*"] = \
-                    "log streams of this CodeBuild project's own log group"
-                found[f"Resource::arn:{partition}:codebuild:{region}:{account}:report-group/<{project_id}>-*"] = \
-                    "test report groups of this CodeBuild project (CodeBuild names them <project>-<name>)"
-            # The asset-publishing role (stages with file assets, e.g. Lambda code) is shared by
-            # the asset projects, which CDK Pipelines creates after it: it names them by prefix.
-            logs_any = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/codebuild/*"
-            if logs_any in resources:
-                found[f"Resource::{logs_any}"] = ("asset publishing: the shared asset role writes the logs of "
-                                                  "the asset CodeBuild projects (log groups /aws/codebuild/...)")
-            reports_any = f"arn:{partition}:codebuild:{region}:{account}:report-group/*"
-            if reports_any in resources:
-                found[f"Resource::{reports_any}"] = ("asset publishing: report groups of the asset CodeBuild "
-                                                     "projects (none are written; granted by CDK Pipelines)")
-            if f"arn:*:iam::{account}:role/*" in resources:
-                found[f"Resource::arn:*:iam::{account}:role/*"] = (
-                    "self-mutation assumes the CDK bootstrap roles; limited by the condition "
-                    "iam:ResourceTag/aws-cdk:bootstrap-role (deploy, file/image publishing)")
-            if "*" in resources and actions & {"cloudformation:DescribeStacks", "s3:ListBucket"}:
-                found["Resource::*"] = ("self-mutation: cloudformation:DescribeStacks and s3:ListBucket "
-                                        "take no narrower resource for the CDK CLI's bootstrap checks")
-            elif "*" in resources and actions & {"codebuild:StartBuild"} and logs_any in resources:
-                found["Resource::*"] = ("asset publishing: codebuild:BatchGetBuilds/StartBuild/StopBuild "
-                                        "of the asset projects, which are created after this shared role")
+            statements = self.resolve(policy.document.to_json()).get("Statement", [])
+            actions = {a for st in statements for a in _as_list(st["Action"])}
+            resources = [r for st in statements for r in _as_list(st["Resource"])]
+            found = {
+                **_artifact_findings(where, actions, resources),
+                **_project_findings(where, project_of_policy.get(policy.node.path)),
+                **_shared_role_findings(where, actions, resources),
+            }
             for finding, reason in found.items():
-                cdk.Validations.of(policy).acknowledge(cdk.Acknowledgment(
-                    id=f"AwsSolutions-IAM5[{finding}]", reason=f"CDK Pipelines: {reason}"))
+                cdk.Validations.of(policy).acknowledge(
+                    cdk.Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=f"CDK Pipelines: {reason}")
+                )
+
+
+@dataclass(frozen=True)
+class _Where:
+    """How cdk-nag spells this pipeline stack's partition, region, account and artifact bucket."""
+
+    partition: str
+    region: str
+    account: str
+    bucket_id: str
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+# The artifact grants CDK Pipelines gives every role (finding -> reason).
+_ARTIFACT_ACTIONS = {
+    "s3:GetObject*": "read pipeline artifacts (grantRead of the pipeline's own artifact bucket)",
+    "s3:GetBucket*": "read pipeline artifacts (grantRead of the pipeline's own artifact bucket)",
+    "s3:List*": "list pipeline artifacts (grantRead of the pipeline's own artifact bucket)",
+    "s3:DeleteObject*": "stages overwrite their own artifacts (grantReadWrite of the artifact bucket)",
+    "s3:Abort*": "multipart uploads of artifacts (grantReadWrite of the artifact bucket)",
+    "kms:ReEncrypt*": "artifact key only (resource is the pipeline's ArtifactKey ARN)",
+    "kms:GenerateDataKey*": "artifact key only (resource is the pipeline's ArtifactKey ARN)",
+}
+
+
+def _artifact_findings(where: _Where, actions: set, resources: list) -> dict[str, str]:
+    found = {f"Action::{a}": reason for a, reason in _ARTIFACT_ACTIONS.items() if a in actions}
+    if {"Fn::Join": ["", [{"Fn::GetAtt": [where.bucket_id, "Arn"]}, "/*"]]} in resources:
+        found[f"Resource::<{where.bucket_id}.Arn>/*"] = "objects of the pipeline's own artifact bucket"
+    return found
+
+
+def _project_findings(where: _Where, project_id: str | None) -> dict[str, str]:
+    if not project_id:
+        return {}
+    arn = f"arn:{where.partition}:{{}}:{where.region}:{where.account}:"
+    return {
+        f"Resource::{arn.format('logs')}log-group:/aws/codebuild/<{project_id}>:*": (
+            "log streams of this CodeBuild project's own log group"
+        ),
+        f"Resource::{arn.format('codebuild')}report-group/<{project_id}>-*": (
+            "test report groups of this CodeBuild project (CodeBuild names them <project>-<name>)"
+        ),
+    }
+
+
+def _shared_role_findings(where: _Where, actions: set, resources: list) -> dict[str, str]:
+    """The asset-publishing role (stages with file assets, e.g. Lambda code) is shared by the
+    asset projects, which CDK Pipelines creates after it: it names them by prefix. The
+    self-mutation role assumes the bootstrap roles."""
+    found: dict[str, str] = {}
+    logs_any = f"arn:{where.partition}:logs:{where.region}:{where.account}:log-group:/aws/codebuild/*"
+    if logs_any in resources:
+        found[f"Resource::{logs_any}"] = (
+            "asset publishing: the shared asset role writes the logs of "
+            "the asset CodeBuild projects (log groups /aws/codebuild/...)"
+        )
+    reports_any = f"arn:{where.partition}:codebuild:{where.region}:{where.account}:report-group/*"
+    if reports_any in resources:
+        found[f"Resource::{reports_any}"] = (
+            "asset publishing: report groups of the asset CodeBuild "
+            "projects (none are written; granted by CDK Pipelines)"
+        )
+    if f"arn:*:iam::{where.account}:role/*" in resources:
+        found[f"Resource::arn:*:iam::{where.account}:role/*"] = (
+            "self-mutation assumes the CDK bootstrap roles; limited by the condition "
+            "iam:ResourceTag/aws-cdk:bootstrap-role (deploy, file/image publishing)"
+        )
+    if "*" in resources and actions & {"cloudformation:DescribeStacks", "s3:ListBucket"}:
+        found["Resource::*"] = (
+            "self-mutation: cloudformation:DescribeStacks and s3:ListBucket "
+            "take no narrower resource for the CDK CLI's bootstrap checks"
+        )
+    elif "*" in resources and actions & {"codebuild:StartBuild"} and logs_any in resources:
+        found["Resource::*"] = (
+            "asset publishing: codebuild:BatchGetBuilds/StartBuild/StopBuild "
+            "of the asset projects, which are created after this shared role"
+        )
+    return found

@@ -1,4 +1,5 @@
 """Helpers shared by the tests that write stage files."""
+
 from __future__ import annotations
 
 import copy
@@ -7,8 +8,12 @@ import copy
 MINIMAL_STAGE = {
     "account": "111111111111",
     "region": "eu-west-1",
-    "network": {"mode": "create", "vpc_cidr": "10.1.0.0/16", "availability_zones": ["eu-west-1a", "eu-west-1b"],
-                "private_subnet_cidrs": ["10.1.0.0/20", "10.1.16.0/20"]},
+    "network": {
+        "mode": "create",
+        "vpc_cidr": "10.1.0.0/16",
+        "availability_zones": ["eu-west-1a", "eu-west-1b"],
+        "private_subnet_cidrs": ["10.1.0.0/20", "10.1.16.0/20"],
+    },
     "source": {"mode": "create", "name": "src-env", "airflow_version": "2.10.3"},
     "target": {"creation": "declared", "name": "tgt-env", "airflow_version": "2.11.0"},
 }

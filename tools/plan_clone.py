@@ -18,14 +18,15 @@ time are shown as ``<deploy-time: ...>``; the migration id is the stage's)::
 Exit status: 0 the plan passes every check, 2 it does not (the reason is printed),
 1 bad usage or the source cannot be read. Nothing is ever created or changed.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lambda"))
@@ -34,13 +35,12 @@ if str(ROOT) not in sys.path:
 
 from clone_env import planner  # noqa: E402
 
-
 DEPLOY_TIME = "<deploy-time: {}>"
 
 
 def overrides_from_stage(stage_config) -> dict:
     """The overrides the migration stack passes to CloneEnvironment for ``stage_config`` (a
-    ``stacks.stage_config.StageConfig``), as a plain dict (CreateEnvironment names; None =
+    ``stacks.config.StageConfig``), as a plain dict (CreateEnvironment names; None =
     leave the parameter out).
 
     Built by the same functions the stack uses (``environment_settings`` ->
@@ -54,8 +54,10 @@ def overrides_from_stage(stage_config) -> dict:
 
     cfg = stage_config
     if cfg.target.creation != "clone":
-        raise ValueError(f"{cfg.file}: target.creation is {cfg.target.creation!r}: the target is declared in "
-                         "CloudFormation, there is no clone to review")
+        raise ValueError(
+            f"{cfg.file}: target.creation is {cfg.target.creation!r}: the target is declared in "
+            "CloudFormation, there is no clone to review"
+        )
     env = cfg.target.environment
     target_stack, network_stack = f"{cfg.stack_prefix}-target", f"{cfg.stack_prefix}-network"
     if cfg.network.mode == "existing":
@@ -68,12 +70,14 @@ def overrides_from_stage(stage_config) -> dict:
         source_bucket_arn=DEPLOY_TIME.format(f"DAG bucket of stack {target_stack}"),
         subnet_ids=subnets,
         security_group_ids=[DEPLOY_TIME.format(f"security group of stack {target_stack}")],
-        kms_key_arn=DEPLOY_TIME.format(f"KMS key of stack {target_stack}") if env.customer_kms_key else None)
+        kms_key_arn=DEPLOY_TIME.format(f"KMS key of stack {target_stack}") if env.customer_kms_key else None,
+    )
     return clone_overrides(planned)
 
 
 def _mwaa_client(region: str):
     import boto3
+
     return boto3.client("mwaa", region_name=region)
 
 
@@ -93,15 +97,19 @@ def load_source(args) -> dict:
         env = data.get("Environment", data)
     else:
         from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             env = _mwaa_client(args.region).get_environment(Name=args.source_name)["Environment"]
         except ClientError as exc:
             error = exc.response.get("Error", {})
             if error.get("Code") == "ResourceNotFoundException":
-                raise SystemExit(f"error: source environment {args.source_name!r} not found in region "
-                                 f"{args.region}") from None
-            raise SystemExit(f"error: GetEnvironment {args.source_name!r} in {args.region}: "
-                             f"{error.get('Code')}: {error.get('Message')}") from None
+                raise SystemExit(
+                    f"error: source environment {args.source_name!r} not found in region {args.region}"
+                ) from None
+            raise SystemExit(
+                f"error: GetEnvironment {args.source_name!r} in {args.region}: "
+                f"{error.get('Code')}: {error.get('Message')}"
+            ) from None
         except BotoCoreError as exc:
             raise SystemExit(f"error: GetEnvironment {args.source_name!r} in {args.region}: {exc}") from None
     if args.source_version:
@@ -124,16 +132,18 @@ def render(source: dict, request: dict, out) -> None:
             print(f"- {warning}", file=out)
 
 
-def main(argv: Optional[Sequence[str]] = None, out=None) -> int:
+def main(argv: Sequence[str] | None = None, out=None) -> int:
     out = out or sys.stdout
-    parser = argparse.ArgumentParser(prog="python -m tools.plan_clone", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mwaa-upgrade plan-clone", description=__doc__.splitlines()[0])
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--source-json", help="saved GetEnvironment output ({'Environment': {...}} or the inner object)")
     src.add_argument("--source-name", help="read the source live with GetEnvironment (read-only credentials)")
     parser.add_argument("--region", help="region of --source-name")
     parser.add_argument("--source-version", help="override the source's AirflowVersion (e.g. a hand-made JSON)")
-    parser.add_argument("--overrides-json", help="CreateEnvironment overrides as a JSON object (null omits a parameter)")
-    parser.add_argument("--stage", help="take the overrides from this stage's config (stacks.stage_config)")
+    parser.add_argument(
+        "--overrides-json", help="CreateEnvironment overrides as a JSON object (null omits a parameter)"
+    )
+    parser.add_argument("--stage", help="take the overrides from this stage's config (stacks.config)")
     parser.add_argument("--target-name", help="target environment name (else Overrides.Name)")
     parser.add_argument("--migration-id", default="review", help="migration id for the tags (default: review)")
     args = parser.parse_args(argv)
@@ -146,7 +156,8 @@ def main(argv: Optional[Sequence[str]] = None, out=None) -> int:
         # stacks import aws_cdk: no jsii banner about this machine's Node version
         os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
         os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-        from stacks.stage_config import ConfigError, load_stage
+        from stacks.config import ConfigError, load_stage
+
         try:
             cfg = load_stage(args.stage)
             overrides = overrides_from_stage(cfg)
@@ -172,8 +183,9 @@ def main(argv: Optional[Sequence[str]] = None, out=None) -> int:
             print(f"plan refused: {exc}", file=out)
             return 2
     try:
-        request = planner.plan_create(source, overrides, migration_tags=planner.migration_tags(
-            source.get("Name", "source"), args.migration_id))
+        request = planner.plan_create(
+            source, overrides, migration_tags=planner.migration_tags(source.get("Name", "source"), args.migration_id)
+        )
     except planner.PlanError as exc:
         print(f"plan refused: {exc}", file=out)
         return 2
@@ -183,8 +195,11 @@ def main(argv: Optional[Sequence[str]] = None, out=None) -> int:
     except planner.PlanError as exc:
         print(f"\n# Check\nREFUSED: {exc}", file=out)
         return 2
-    print(f"\n# Check\nOK: Airflow {path.source} -> {path.target} into a new environment "
-          f"(the version table's rule for this pair: {path.path}, {path.reason})", file=out)
+    print(
+        f"\n# Check\nOK: Airflow {path.source} -> {path.target} into a new environment "
+        f"(the version table's rule for this pair: {path.path}, {path.reason})",
+        file=out,
+    )
     return 0
 
 

@@ -13,13 +13,15 @@ the environment is in a transitional state (MWAA has no waiter); failures never 
 IAM: airflow:GetEnvironment on the environment, s3:GetObject on the report (and kms:Decrypt
 through S3 when the bucket uses a customer key).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 # Statuses from which the environment may still become AVAILABLE without anyone acting.
 TRANSITIONAL_STATUSES = frozenset({"CREATING", "UPDATING", "PENDING", "CREATING_SNAPSHOT", "MAINTENANCE"})
@@ -37,7 +39,7 @@ def environment_problems(environment: dict) -> list[str]:
     return [message]
 
 
-def report_problems(report: Any, *, expected_migration_id: Optional[str] = None) -> list[str]:
+def report_problems(report: Any, *, expected_migration_id: str | None = None) -> list[str]:
     """Problems with a report.json document (empty when every row is accounted for)."""
     if not isinstance(report, dict):
         return [f"report is not a JSON object: {type(report).__name__}"]
@@ -58,20 +60,28 @@ def report_problems(report: Any, *, expected_migration_id: Optional[str] = None)
             problems.append(f"table {name}: counts missing or not numbers ({exc})")
             continue
         if exported != accounted:
-            problems.append(f"table {name}: exported {exported} != inserted + already_present + rejected "
-                            f"= {accounted}")
+            problems.append(f"table {name}: exported {exported} != inserted + already_present + rejected = {accounted}")
     return problems
 
 
-def check(*, mwaa, s3, environment: str, bucket: str, key: str, expected_migration_id: Optional[str] = None,
-          wait_seconds: float = 0, poll_seconds: float = 30,
-          sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> list[str]:
+def check(
+    *,
+    mwaa,
+    s3,
+    environment: str,
+    bucket: str,
+    key: str,
+    expected_migration_id: str | None = None,
+    wait_seconds: float = 0,
+    poll_seconds: float = 30,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[str]:
     """Run the check with the given boto3 clients; returns the problems (empty = pass)."""
     deadline = clock() + wait_seconds
     while True:
         env = mwaa.get_environment(Name=environment)["Environment"]
-        print(f"environment {environment}: {env.get('Status')} (Airflow {env.get('AirflowVersion', '?')})",
-              flush=True)
+        print(f"environment {environment}: {env.get('Status')} (Airflow {env.get('AirflowVersion', '?')})", flush=True)
         if env.get("Status") not in TRANSITIONAL_STATUSES or clock() >= deadline:
             break
         sleep(poll_seconds)
@@ -87,15 +97,19 @@ def check(*, mwaa, s3, environment: str, bucket: str, key: str, expected_migrati
     return problems + report_problems(report, expected_migration_id=expected_migration_id)
 
 
-def main(argv: Optional[list[str]] = None, *, session=None) -> int:
+def main(argv: list[str] | None = None, *, session=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--environment", required=True, help="target MWAA environment name")
     parser.add_argument("--bucket", required=True, help="migration bucket name")
     parser.add_argument("--key", required=True, help="key of report.json in the bucket")
     parser.add_argument("--migration-id", help="fail unless the report is of this migration")
     parser.add_argument("--region", help="AWS region (default: the SDK's)")
-    parser.add_argument("--wait-seconds", type=float, default=0,
-                        help="keep polling while the environment is CREATING/UPDATING/... (default 0)")
+    parser.add_argument(
+        "--wait-seconds",
+        type=float,
+        default=0,
+        help="keep polling while the environment is CREATING/UPDATING/... (default 0)",
+    )
     parser.add_argument("--poll-seconds", type=float, default=30)
     args = parser.parse_args(argv)
     if not args.key.endswith("report.json"):
@@ -106,9 +120,16 @@ def main(argv: Optional[list[str]] = None, *, session=None) -> int:
     import boto3  # imported here so the pure functions above need no SDK
 
     session = session or boto3.session.Session(region_name=args.region)
-    problems = check(mwaa=session.client("mwaa"), s3=session.client("s3"), environment=args.environment,
-                     bucket=args.bucket, key=args.key, expected_migration_id=args.migration_id,
-                     wait_seconds=args.wait_seconds, poll_seconds=args.poll_seconds)
+    problems = check(
+        mwaa=session.client("mwaa"),
+        s3=session.client("s3"),
+        environment=args.environment,
+        bucket=args.bucket,
+        key=args.key,
+        expected_migration_id=args.migration_id,
+        wait_seconds=args.wait_seconds,
+        poll_seconds=args.poll_seconds,
+    )
     if problems:
         for problem in problems:
             print(f"FAIL: {problem}", file=sys.stderr)

@@ -32,6 +32,7 @@ Response ``Data`` (a few hundred bytes, never configuration values): ``Environme
 outputs it with GetAtt, which fails on a response without the key): the environment's host
 name, or ``unknown`` until GetEnvironment shows one (the waiter then sets the real value).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,9 @@ import logging
 import os
 import re
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -67,10 +69,14 @@ NOT_FOUND_GRACE_SECONDS = 180  # GetEnvironment right after CreateEnvironment (e
 # ValidationException (bad subnets, unknown version, name taken, pattern errors) is the
 # request's fault and fails at once.
 TRANSIENT_VALIDATION: tuple[tuple[re.Pattern, str], ...] = (
-    (re.compile(r"failed to assume role|assumable by", re.I),
-     "the execution role's trust policy has not propagated in IAM yet"),
-    (re.compile(r"does not have sufficient permissions", re.I),
-     "the execution role's permissions have not propagated in IAM yet"),
+    (
+        re.compile(r"failed to assume role|assumable by", re.I),
+        "the execution role's trust policy has not propagated in IAM yet",
+    ),
+    (
+        re.compile(r"does not have sufficient permissions", re.I),
+        "the execution role's permissions have not propagated in IAM yet",
+    ),
 )
 _MUTATING = frozenset({"create_environment", "update_environment"})
 
@@ -79,10 +85,18 @@ SETTLED_OK = frozenset({"AVAILABLE"})
 FAILED_STATES = frozenset({"CREATE_FAILED", "UNAVAILABLE"})
 GONE_STATES = frozenset({"DELETING", "DELETED"})
 
-_ALLOWED_PROPERTIES = frozenset({
-    "ServiceToken", "SourceEnvironmentName", "TargetName", "MigrationId", "Overrides", "OmitFields",
-    "DeleteOnStackDelete", "WaitBudgetSeconds",
-})
+_ALLOWED_PROPERTIES = frozenset(
+    {
+        "ServiceToken",
+        "SourceEnvironmentName",
+        "TargetName",
+        "MigrationId",
+        "Overrides",
+        "OmitFields",
+        "DeleteOnStackDelete",
+        "WaitBudgetSeconds",
+    }
+)
 
 
 class HandlerError(Exception):
@@ -90,6 +104,7 @@ class HandlerError(Exception):
 
 
 # --------------------------------------------------------------------------- properties
+
 
 def _bool(value: Any, field: str) -> bool:
     if isinstance(value, bool):
@@ -99,18 +114,15 @@ def _bool(value: Any, field: str) -> bool:
     raise HandlerError(f"{field}={value!r} is not allowed: use true or false")
 
 
-def parse_properties(raw: Optional[dict]) -> dict:
-    """Normalized, typed resource properties; HandlerError names the bad field."""
-    raw = dict(raw or {})
-    unknown = sorted(set(raw) - _ALLOWED_PROPERTIES)
-    if unknown:
-        raise HandlerError(f"unknown resource properties {unknown}; allowed: {sorted(_ALLOWED_PROPERTIES - {'ServiceToken'})}")
+def _names(raw: dict) -> dict:
     out: dict = {}
     for field in ("SourceEnvironmentName", "TargetName"):
         value = raw.get(field)
         if not isinstance(value, str) or not planner.NAME_PATTERN.match(value) or len(value) > 80:
-            raise HandlerError(f"{field}={value!r} is not a valid MWAA environment name "
-                               "(1-80 characters, a letter first, then letters, digits, - or _)")
+            raise HandlerError(
+                f"{field}={value!r} is not a valid MWAA environment name "
+                "(1-80 characters, a letter first, then letters, digits, - or _)"
+            )
         out[field] = value
     if out["SourceEnvironmentName"] == out["TargetName"]:
         raise HandlerError(f"TargetName={out['TargetName']!r} equals SourceEnvironmentName: the clone needs a new name")
@@ -118,7 +130,11 @@ def parse_properties(raw: Optional[dict]) -> dict:
     if not isinstance(migration_id, str) or not planner.MIGRATION_ID_PATTERN.match(migration_id):
         raise HandlerError(f"MigrationId={migration_id!r} is not allowed: use 1-40 of [a-z0-9-]")
     out["MigrationId"] = migration_id
+    return out
 
+
+def _overrides(raw: dict, target_name: str) -> dict:
+    """Overrides typed per the model, OmitFields folded in as None, Name from TargetName."""
     overrides = raw.get("Overrides") or {}
     if isinstance(overrides, str):
         try:
@@ -129,9 +145,11 @@ def parse_properties(raw: Optional[dict]) -> dict:
         overrides = planner.coerce_overrides(overrides)
     except PlanError as exc:
         raise HandlerError(str(exc)) from None
-    if overrides.get("Name") not in (None, out["TargetName"]):
-        raise HandlerError(f"Overrides.Name={overrides['Name']!r} differs from TargetName={out['TargetName']!r}; "
-                           "set the name only through TargetName")
+    if overrides.get("Name") not in (None, target_name):
+        raise HandlerError(
+            f"Overrides.Name={overrides['Name']!r} differs from TargetName={target_name!r}; "
+            "set the name only through TargetName"
+        )
     omit = raw.get("OmitFields") or []
     if isinstance(omit, str):
         omit = [omit]
@@ -142,24 +160,40 @@ def parse_properties(raw: Optional[dict]) -> dict:
         if overrides.get(field) is not None:
             raise HandlerError(f"{field} is both in Overrides and in OmitFields; choose one")
         overrides[field] = None
-    overrides["Name"] = out["TargetName"]
-    out["Overrides"] = overrides
+    overrides["Name"] = target_name
+    return overrides
 
-    out["DeleteOnStackDelete"] = _bool(raw.get("DeleteOnStackDelete", False), "DeleteOnStackDelete")
+
+def _wait_budget(raw: dict) -> int:
     budget = raw.get("WaitBudgetSeconds", DEFAULT_WAIT_BUDGET)
     try:
-        budget = int(str(budget).strip())
+        seconds = int(str(budget).strip())
     except ValueError:
         raise HandlerError(f"WaitBudgetSeconds={budget!r} is not an integer") from None
-    if not 60 <= budget <= 3600:
-        raise HandlerError(f"WaitBudgetSeconds={budget} is outside 60..3600 (the Provider waits at most 1 h)")
-    out["WaitBudgetSeconds"] = budget
+    if not 60 <= seconds <= 3600:
+        raise HandlerError(f"WaitBudgetSeconds={seconds} is outside 60..3600 (the Provider waits at most 1 h)")
+    return seconds
+
+
+def parse_properties(raw: dict | None) -> dict:
+    """Normalized, typed resource properties; HandlerError names the bad field."""
+    raw = dict(raw or {})
+    unknown = sorted(set(raw) - _ALLOWED_PROPERTIES)
+    if unknown:
+        raise HandlerError(
+            f"unknown resource properties {unknown}; allowed: {sorted(_ALLOWED_PROPERTIES - {'ServiceToken'})}"
+        )
+    out = _names(raw)
+    out["Overrides"] = _overrides(raw, out["TargetName"])
+    out["DeleteOnStackDelete"] = _bool(raw.get("DeleteOnStackDelete", False), "DeleteOnStackDelete")
+    out["WaitBudgetSeconds"] = _wait_budget(raw)
     return out
 
 
 # --------------------------------------------------------------------------- retries
 
-def transient_reason(exc: ClientError, operation: str) -> Optional[str]:
+
+def transient_reason(exc: ClientError, operation: str) -> str | None:
     """Why this error is worth retrying, or None when it is final."""
     error = exc.response.get("Error", {})
     code, message = error.get("Code", ""), error.get("Message", "")
@@ -177,9 +211,15 @@ class Caller:
     inside a time budget (botocore's own retries stay on for throttling; this adds the
     ValidationExceptions above and an overall bound that fits the Lambda's timeout)."""
 
-    def __init__(self, *, budget_seconds: float = RETRY_BUDGET_SECONDS, base_delay: float = 2.0,
-                 max_delay: float = 20.0, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        *,
+        budget_seconds: float = RETRY_BUDGET_SECONDS,
+        base_delay: float = 2.0,
+        max_delay: float = 20.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.budget, self.base, self.max = budget_seconds, base_delay, max_delay
         self.sleep, self.clock = sleep, clock
 
@@ -190,10 +230,10 @@ class Caller:
                 return getattr(client, operation)(**params)
             except ClientError as exc:
                 reason = transient_reason(exc, operation)
-                delay = min(self.max, self.base * (2 ** attempt))
+                delay = min(self.max, self.base * (2**attempt))
                 if reason is None or self.clock() - start + delay > self.budget:
                     if reason is not None:
-                        exc.retry_note = f"retried for {int(self.clock() - start)} s: {reason}"  # type: ignore[attr-defined]
+                        exc.retry_note = f"retried for {int(self.clock() - start)} s: {reason}"
                     raise
                 attempt += 1
                 log.warning("%s: %s; retry %d in %.0f s", operation, reason, attempt, delay)
@@ -208,12 +248,20 @@ def _describe(exc: ClientError) -> str:
 
 # --------------------------------------------------------------------------- handler
 
+
 class CloneHandler:
     """``replaced_target``: the previous target's name when the stage opted in to deleting it after a
     successful rename (the construct's ``delete_replaced_target``, env ``DELETE_REPLACED_TARGET``)."""
 
-    def __init__(self, mwaa, cfn, *, caller: Optional[Caller] = None, now: Callable[[], float] = time.time,
-                 replaced_target: Optional[str] = None):
+    def __init__(
+        self,
+        mwaa,
+        cfn,
+        *,
+        caller: Caller | None = None,
+        now: Callable[[], float] = time.time,
+        replaced_target: str | None = None,
+    ):
         self.mwaa, self.cfn = mwaa, cfn
         self.replaced_target = replaced_target or None
         self.caller = caller or Caller()
@@ -225,7 +273,7 @@ class CloneHandler:
     def region(self) -> str:
         return self.mwaa.meta.region_name
 
-    def get_environment(self, name: str) -> Optional[dict]:
+    def get_environment(self, name: str) -> dict | None:
         try:
             return self.caller.call(self.mwaa, "get_environment", Name=name)["Environment"]
         except ClientError as exc:
@@ -237,8 +285,10 @@ class CloneHandler:
         try:
             stacks = self.caller.call(self.cfn, "describe_stacks", StackName=stack_id)["Stacks"]
         except ClientError as exc:
-            raise HandlerError(f"DescribeStacks of the owning stack failed: {_describe(exc)}; the handler needs it "
-                               "to tell a rollback or replacement from a real change") from None
+            raise HandlerError(
+                f"DescribeStacks of the owning stack failed: {_describe(exc)}; the handler needs it "
+                "to tell a rollback or replacement from a real change"
+            ) from None
         return stacks[0]["StackStatus"] if stacks else ""
 
     # ---- dispatch
@@ -255,11 +305,14 @@ class CloneHandler:
             return self.update(event, stack_id=ev.stack_id)
         return self.delete(event, stack_id=ev.stack_id)
 
-    def _data(self, name: str, action: str, props: dict, arn: Optional[str] = None,
-              env: Optional[dict] = None) -> dict:
-        data = {"EnvironmentName": name, "Action": action, "StartedAt": str(int(self.now())),
-                "WaitDeadline": str(int(self.now()) + props["WaitBudgetSeconds"]),
-                "WebserverUrl": _webserver_url(env)}
+    def _data(self, name: str, action: str, props: dict, arn: str | None = None, env: dict | None = None) -> dict:
+        data = {
+            "EnvironmentName": name,
+            "Action": action,
+            "StartedAt": str(int(self.now())),
+            "WaitDeadline": str(int(self.now()) + props["WaitBudgetSeconds"]),
+            "WebserverUrl": _webserver_url(env),
+        }
         if arn:
             data["EnvironmentArn"] = arn
         return data
@@ -272,16 +325,21 @@ class CloneHandler:
         if existing is not None:
             return self._adopt(existing, props)
         if adopt_only:
-            raise HandlerError(f"rollback to TargetName {name!r}: no environment of that name exists and a rollback "
-                               "never creates one; redeploy to create it")
+            raise HandlerError(
+                f"rollback to TargetName {name!r}: no environment of that name exists and a rollback "
+                "never creates one; redeploy to create it"
+            )
         source = self.get_environment(source_name)
         if source is None:
-            raise HandlerError(f"source environment {source_name!r} not found in region {self.region}: check "
-                               "SourceEnvironmentName and that the stack deploys to the source's account and region")
+            raise HandlerError(
+                f"source environment {source_name!r} not found in region {self.region}: check "
+                "SourceEnvironmentName and that the stack deploys to the source's account and region"
+            )
         try:
             planner.check_source_status(source)
-            request = planner.plan_create(source, props["Overrides"], migration_tags=planner.migration_tags(
-                source_name, props["MigrationId"]))
+            request = planner.plan_create(
+                source, props["Overrides"], migration_tags=planner.migration_tags(source_name, props["MigrationId"])
+            )
             path = planner.check_plan(request, source.get("AirflowVersion", ""))
         except PlanError as exc:
             raise HandlerError(f"cannot clone {source_name!r} into {name!r}: {exc}") from None
@@ -295,8 +353,12 @@ class CloneHandler:
             response = self.caller.call(self.mwaa, "create_environment", **request)
         except ClientError as exc:
             again = self.get_environment(name)  # an attempt may have gone through before the error
-            if again is not None and planner.owned_by(again, source_name=source_name, migration_id=props["MigrationId"]):
-                log.warning("CreateEnvironment answered %s but %s exists with our tags: adopting it", _describe(exc), name)
+            if again is not None and planner.owned_by(
+                again, source_name=source_name, migration_id=props["MigrationId"]
+            ):
+                log.warning(
+                    "CreateEnvironment answered %s but %s exists with our tags: adopting it", _describe(exc), name
+                )
                 return self._adopt(again, props)
             raise HandlerError(f"CreateEnvironment {name!r} failed: {_describe(exc)}") from None
         return {"PhysicalResourceId": name, "Data": self._data(name, "created", props, response.get("Arn"))}
@@ -304,12 +366,16 @@ class CloneHandler:
     def _foreign(self, env: dict, props: dict) -> HandlerError:
         tags = env.get("Tags") or {}
         other = tags.get(planner.TAG_MIGRATION_ID)
-        detail = (f"it was created by migration {other!r} of source {tags.get(planner.TAG_SOURCE)!r}"
-                  if tags.get(planner.TAG_MANAGED_BY) == planner.TAG_MANAGED_BY_VALUE
-                  else f"it lacks the tags {planner.TAG_MIGRATION_ID}={props['MigrationId']} and "
-                       f"{planner.TAG_SOURCE}={props['SourceEnvironmentName']}")
-        return HandlerError(f"target name {env.get('Name')!r} is taken by an environment this migration did not "
-                            f"create ({detail}); it is never adopted, changed or deleted: choose another TargetName")
+        detail = (
+            f"it was created by migration {other!r} of source {tags.get(planner.TAG_SOURCE)!r}"
+            if tags.get(planner.TAG_MANAGED_BY) == planner.TAG_MANAGED_BY_VALUE
+            else f"it lacks the tags {planner.TAG_MIGRATION_ID}={props['MigrationId']} and "
+            f"{planner.TAG_SOURCE}={props['SourceEnvironmentName']}"
+        )
+        return HandlerError(
+            f"target name {env.get('Name')!r} is taken by an environment this migration did not "
+            f"create ({detail}); it is never adopted, changed or deleted: choose another TargetName"
+        )
 
     def _adopt(self, env: dict, props: dict) -> dict:
         name = env["Name"]
@@ -318,13 +384,17 @@ class CloneHandler:
         status = env.get("Status")
         if status in FAILED_STATES or status in GONE_STATES:
             error = (env.get("LastUpdate") or {}).get("Error") or {}
-            raise HandlerError(f"{name!r} (created by this migration) is {status}"
-                               + (f": {error.get('ErrorCode')}: {error.get('ErrorMessage')}" if error else "")
-                               + f"; delete it (aws mwaa delete-environment --name {name}) and deploy again")
+            raise HandlerError(
+                f"{name!r} (created by this migration) is {status}"
+                + (f": {error.get('ErrorCode')}: {error.get('ErrorMessage')}" if error else "")
+                + f"; delete it (aws mwaa delete-environment --name {name}) and deploy again"
+            )
         wanted = props["Overrides"].get("AirflowVersion")
         if wanted and env.get("AirflowVersion") and env["AirflowVersion"] != wanted:
-            raise HandlerError(f"{name!r} (created by this migration) runs Airflow {env['AirflowVersion']} but the "
-                               f"properties ask for {wanted}; let the deployment finish first, then change the version")
+            raise HandlerError(
+                f"{name!r} (created by this migration) runs Airflow {env['AirflowVersion']} but the "
+                f"properties ask for {wanted}; let the deployment finish first, then change the version"
+            )
         log.info("adopting %s (status %s): it carries this migration's tags", name, status)
         return {"PhysicalResourceId": name, "Data": self._data(name, "adopted", props, env.get("Arn"), env)}
 
@@ -343,10 +413,14 @@ class CloneHandler:
         if current is None:
             if rollback:
                 return {"PhysicalResourceId": name, "Data": self._data(name, "unchanged", new)}
-            raise HandlerError(f"environment {name!r} no longer exists in {self.region}; to create it again, change "
-                               "TargetName (or delete and redeploy the stack)")
-        if not any(planner.owned_by(current, source_name=p["SourceEnvironmentName"], migration_id=p["MigrationId"])
-                   for p in (old, new)):
+            raise HandlerError(
+                f"environment {name!r} no longer exists in {self.region}; to create it again, change "
+                "TargetName (or delete and redeploy the stack)"
+            )
+        if not any(
+            planner.owned_by(current, source_name=p["SourceEnvironmentName"], migration_id=p["MigrationId"])
+            for p in (old, new)
+        ):
             raise self._foreign(current, new)
         decision = planner.plan_update(old, new, current, rollback=rollback)
         log.info("update %s: %s: %s", name, decision["action"], decision["reason"])
@@ -359,8 +433,10 @@ class CloneHandler:
             return {"PhysicalResourceId": name, "Data": self._data(name, action, new, current.get("Arn"), current)}
         status = current.get("Status")
         if decision["request"] and status not in ("AVAILABLE", "UPDATE_FAILED"):
-            raise HandlerError(f"{name!r} is {status}: it can be updated only when AVAILABLE; deploy again when the "
-                               "running operation has finished")
+            raise HandlerError(
+                f"{name!r} is {status}: it can be updated only when AVAILABLE; deploy again when the "
+                "running operation has finished"
+            )
         if decision["tags"]:
             try:
                 self.caller.call(self.mwaa, "tag_resource", ResourceArn=current["Arn"], Tags=decision["tags"])
@@ -411,8 +487,10 @@ class CloneHandler:
             try:
                 self.caller.call(self.mwaa, "delete_environment", Name=name)
             except ClientError as exc:
-                raise HandlerError(f"DeleteEnvironment {name!r} (status {env.get('Status')}) failed: {_describe(exc)}; "
-                                   "delete the stack again when the environment is AVAILABLE or failed") from None
+                raise HandlerError(
+                    f"DeleteEnvironment {name!r} (status {env.get('Status')}) failed: {_describe(exc)}; "
+                    "delete the stack again when the environment is AVAILABLE or failed"
+                ) from None
         if cleanup:
             # A successful rename (the stage opted in to deleting the old target): the update is
             # done, so its cleanup is not held for the 20+ minutes a deletion takes.
@@ -439,8 +517,9 @@ class CloneHandler:
         if action == "deleting":
             if env is None or env.get("Status") == "DELETED":
                 return {"IsComplete": True, "Data": {"Status": "DELETED"}}
-            return self._not_yet(name, env, deadline, "deleted",
-                                 "the deletion continues; delete the stack again to wait for it")
+            return self._not_yet(
+                name, env, deadline, "deleted", "the deletion continues; delete the stack again to wait for it"
+            )
         if env is None:
             if action == "created" and self.now() - started < NOT_FOUND_GRACE_SECONDS:
                 return {"IsComplete": False}  # a just-created environment may not be readable yet
@@ -449,22 +528,30 @@ class CloneHandler:
         error = (env.get("LastUpdate") or {}).get("Error") or {}
         reason = f": {error.get('ErrorCode')}: {error.get('ErrorMessage')}" if error else ""
         if status in FAILED_STATES or (status == "UPDATE_FAILED" and action == "updating"):
-            hint = ("MWAA rolled the update back; the environment keeps its previous settings"
-                    if status == "UPDATE_FAILED" else
-                    f"fix the cause, delete the environment (aws mwaa delete-environment --name {name}) and deploy again")
+            hint = (
+                "MWAA rolled the update back; the environment keeps its previous settings"
+                if status == "UPDATE_FAILED"
+                else f"fix the cause, delete the environment (aws mwaa delete-environment --name {name}) and "
+                "deploy again"
+            )
             raise HandlerError(f"{name!r} is {status}{reason}; {hint}")
         if status in GONE_STATES:
             raise HandlerError(f"{name!r} is {status} while waiting for it to become AVAILABLE")
         if status in SETTLED_OK or status == "UPDATE_FAILED":
             if action == "updating" and not self._update_finished(env, data):
                 return self._not_yet(name, env, deadline, "updated", "a redeploy resumes waiting")
-            done = {"Status": status, "AirflowVersion": env.get("AirflowVersion", ""),
-                    "WebserverUrl": _webserver_url(env)}
+            done = {
+                "Status": status,
+                "AirflowVersion": env.get("AirflowVersion", ""),
+                "WebserverUrl": _webserver_url(env),
+            }
             return {"IsComplete": True, "Data": done}
         hint = "a redeploy adopts it and resumes waiting"
         if status == "PENDING":
-            hint = ("with EndpointManagement=CUSTOMER it waits for you to create its VPC endpoints (up to 72 h); "
-                    "create them, then redeploy to resume waiting")
+            hint = (
+                "with EndpointManagement=CUSTOMER it waits for you to create its VPC endpoints (up to 72 h); "
+                "create them, then redeploy to resume waiting"
+            )
         return self._not_yet(name, env, deadline, "ready", hint)
 
     @staticmethod
@@ -477,25 +564,28 @@ class CloneHandler:
         if isinstance(created, datetime):
             # MWAA stamps the update it accepted; one older than our request (minus clock
             # tolerance) means ours has not shown up yet.
-            return created.astimezone(timezone.utc).timestamp() >= requested - 60
+            return created.astimezone(UTC).timestamp() >= requested - 60
         return True
 
     def _not_yet(self, name: str, env: dict, deadline: int, goal: str, hint: str) -> dict:
         if deadline and self.now() >= deadline:
             status = env.get("Status") if env else "unknown"
-            raise HandlerError(f"{name!r} is still {status} and not yet {goal} when this deployment's wait budget "
-                               f"(the custom-resource framework allows at most 1 h) ran out; MWAA keeps working on it: "
-                               f"{hint}")
+            raise HandlerError(
+                f"{name!r} is still {status} and not yet {goal} when this deployment's wait budget "
+                f"(the custom-resource framework allows at most 1 h) ran out; MWAA keeps working on it: "
+                f"{hint}"
+            )
         log.info("%s is %s; waiting", name, env.get("Status") if env else "unknown")
         return {"IsComplete": False}
 
 
-def _webserver_url(env: Optional[dict]) -> str:
+def _webserver_url(env: dict | None) -> str:
     """The environment's webserver host name, or ``unknown`` (never empty: it is a stack output)."""
     return (env or {}).get("WebserverUrl") or "unknown"
 
 
 # --------------------------------------------------------------------------- entry points
+
 
 def _clients():
     config = Config(retries={"mode": "standard", "max_attempts": 4}, user_agent_extra="mwaa-upgrade-clone")
@@ -507,8 +597,9 @@ def _handler(context) -> CloneHandler:
     budget = RETRY_BUDGET_SECONDS
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         budget = max(0.0, min(budget, context.get_remaining_time_in_millis() / 1000 - 30))
-    return CloneHandler(mwaa, cfn, caller=Caller(budget_seconds=budget),
-                        replaced_target=os.environ.get("DELETE_REPLACED_TARGET"))
+    return CloneHandler(
+        mwaa, cfn, caller=Caller(budget_seconds=budget), replaced_target=os.environ.get("DELETE_REPLACED_TARGET")
+    )
 
 
 def on_event(event, context=None):

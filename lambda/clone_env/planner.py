@@ -19,18 +19,21 @@ Override semantics (``overrides`` uses CreateEnvironment parameter names):
 * ``LoggingConfiguration`` is merged per log type (``{"TaskLogs": {"LogLevel": "INFO"}}``);
 * ``NetworkConfiguration`` is replaced whole (subnets and security groups belong together).
 """
+
 from __future__ import annotations
 
 import copy
 import functools
 import re
-from typing import Any, Optional
+from collections.abc import Callable
+from typing import Any
 
 import botocore.session
 from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 
-from mwaa_common import versions
+from mwaa_common import names, versions
+from mwaa_common.settings import CLASS_LIMITED
 
 REDACTED = "***redacted***"
 
@@ -41,16 +44,20 @@ TAG_MANAGED_BY_VALUE = "mwaa-upgrade/clone"
 TAG_MIGRATION_ID = "mwaa-upgrade:migration-id"
 TAG_SOURCE = "mwaa-upgrade:source-environment"
 
-MIGRATION_ID_PATTERN = re.compile(r"^[a-z0-9-]{1,40}$")  # docs/contracts.md section 2
-NAME_PATTERN = re.compile(r"^[a-zA-Z][0-9a-zA-Z\-_]*$")
+# the migration-id and environment-name rules (mwaa_common/names.py, written once)
+MIGRATION_ID_PATTERN, NAME_PATTERN = names.MIGRATION_ID_RE, names.ENV_NAME_RE
 
 # Configuration option values that must change when the Airflow major version changes.
 # One row per rename; a row applies when the source's major version is ``source_major``
 # and the target's major version is at least ``target_min_major``.
 OPTION_VALUE_RENAMES: tuple[dict, ...] = (
-    {"source_major": 1, "target_min_major": 2, "key": "secrets.backend",
-     "old": "airflow.contrib.secrets.aws_secrets_manager.SecretsManagerBackend",
-     "new": "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"},
+    {
+        "source_major": 1,
+        "target_min_major": 2,
+        "key": "secrets.backend",
+        "old": "airflow.contrib.secrets.aws_secrets_manager.SecretsManagerBackend",
+        "new": "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend",
+    },
 )
 
 # Option keys whose values are class paths, never secrets: shown in reviews unredacted.
@@ -71,6 +78,7 @@ class PlanError(ValueError):
 
 
 # --------------------------------------------------------------------------- model access
+
 
 @functools.lru_cache(maxsize=1)
 def service_model():
@@ -117,6 +125,7 @@ def _is_sensitive(shape) -> bool:
 
 # --------------------------------------------------------------------------- coercion
 
+
 def coerce(value: Any, shape, path: str, *, allow_none: bool = True) -> Any:
     """Return ``value`` converted to the model type of ``shape``.
 
@@ -128,46 +137,70 @@ def coerce(value: Any, shape, path: str, *, allow_none: bool = True) -> Any:
         if allow_none:
             return None
         raise PlanError(f"{path} must not be null")
-    kind = shape.type_name
-    if kind == "structure":
-        if not isinstance(value, dict):
-            raise PlanError(f"{path} must be an object with members {sorted(shape.members)}, got {type(value).__name__}")
-        out = {}
-        for key, item in value.items():
-            if key not in shape.members:
-                raise PlanError(f"{path}.{key} is not a parameter here; allowed: {', '.join(sorted(shape.members))}")
-            out[key] = coerce(item, shape.members[key], f"{path}.{key}", allow_none=allow_none)
-        return out
-    if kind == "list":
-        if not isinstance(value, (list, tuple)):
-            raise PlanError(f"{path} must be a list, got {type(value).__name__}")
-        return [coerce(item, shape.member, f"{path}[{i}]", allow_none=False) for i, item in enumerate(value)]
-    if kind == "map":
-        if not isinstance(value, dict):
-            raise PlanError(f"{path} must be an object (a map), got {type(value).__name__}")
-        return {str(k): coerce(v, shape.value, f"{path}[{k!r}]", allow_none=allow_none) for k, v in value.items()}
-    if kind in ("integer", "long"):
-        if isinstance(value, bool):
-            raise PlanError(f"{path} must be an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
-            return int(value.strip())
-        raise PlanError(f"{path} must be an integer, got {value!r}")
-    if kind == "boolean":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        raise PlanError(f"{path} must be true or false, got {value!r}")
-    if kind == "string":
-        if not isinstance(value, str):
-            raise PlanError(f"{path} must be a string, got {value!r}")
+    convert = _COERCERS.get(shape.type_name)
+    if convert is None:  # pragma: no cover - no other types in CreateEnvironment's input
         return value
-    return value  # pragma: no cover - no other types in CreateEnvironment's input
+    return convert(value, shape, path, allow_none)
 
 
-def coerce_overrides(overrides: Optional[dict]) -> dict:
+def _coerce_structure(value: Any, shape, path: str, allow_none: bool) -> dict:
+    if not isinstance(value, dict):
+        raise PlanError(f"{path} must be an object with members {sorted(shape.members)}, got {type(value).__name__}")
+    out = {}
+    for key, item in value.items():
+        if key not in shape.members:
+            raise PlanError(f"{path}.{key} is not a parameter here; allowed: {', '.join(sorted(shape.members))}")
+        out[key] = coerce(item, shape.members[key], f"{path}.{key}", allow_none=allow_none)
+    return out
+
+
+def _coerce_list(value: Any, shape, path: str, allow_none: bool) -> list:
+    if not isinstance(value, (list, tuple)):
+        raise PlanError(f"{path} must be a list, got {type(value).__name__}")
+    return [coerce(item, shape.member, f"{path}[{i}]", allow_none=False) for i, item in enumerate(value)]
+
+
+def _coerce_map(value: Any, shape, path: str, allow_none: bool) -> dict:
+    if not isinstance(value, dict):
+        raise PlanError(f"{path} must be an object (a map), got {type(value).__name__}")
+    return {str(k): coerce(v, shape.value, f"{path}[{k!r}]", allow_none=allow_none) for k, v in value.items()}
+
+
+def _coerce_integer(value: Any, shape, path: str, allow_none: bool) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+        return int(value.strip())
+    raise PlanError(f"{path} must be an integer, got {value!r}")
+
+
+def _coerce_boolean(value: Any, shape, path: str, allow_none: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise PlanError(f"{path} must be true or false, got {value!r}")
+
+
+def _coerce_string(value: Any, shape, path: str, allow_none: bool) -> str:
+    if not isinstance(value, str):
+        raise PlanError(f"{path} must be a string, got {value!r}")
+    return value
+
+
+# model type -> converter (the types CreateEnvironment's input uses)
+_COERCERS: dict[str, Callable[[Any, Any, str, bool], Any]] = {
+    "structure": _coerce_structure,
+    "list": _coerce_list,
+    "map": _coerce_map,
+    "integer": _coerce_integer,
+    "long": _coerce_integer,
+    "boolean": _coerce_boolean,
+    "string": _coerce_string,
+}
+
+
+def coerce_overrides(overrides: dict | None) -> dict:
     """Overrides typed per CreateEnvironment's input shape (None values kept: they omit)."""
     if overrides is None:
         return {}
@@ -177,13 +210,15 @@ def coerce_overrides(overrides: Optional[dict]) -> dict:
     out = {}
     for key, value in overrides.items():
         if key not in shape.members:
-            raise PlanError(f"Overrides.{key} is not a CreateEnvironment parameter; "
-                            f"allowed: {', '.join(sorted(shape.members))}")
+            raise PlanError(
+                f"Overrides.{key} is not a CreateEnvironment parameter; allowed: {', '.join(sorted(shape.members))}"
+            )
         out[key] = coerce(value, shape.members[key], f"Overrides.{key}")
     return out
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def _fit(value: Any, shape) -> Any:
     """Keep only what ``shape`` (an input shape) accepts; structures missing a required
@@ -208,14 +243,14 @@ def _fit(value: Any, shape) -> Any:
     return copy.deepcopy(value)
 
 
-def _major(version: Optional[str]) -> Optional[int]:
+def _major(version: str | None) -> int | None:
     try:
         return versions.parse(version)[0] if version else None
     except versions.VersionError:
         return None
 
 
-def apply_option_renames(options: dict, source_version: Optional[str], target_version: Optional[str]) -> dict:
+def apply_option_renames(options: dict, source_version: str | None, target_version: str | None) -> dict:
     """Rename configuration values per OPTION_VALUE_RENAMES (e.g. 1.10 contrib -> providers)."""
     out = dict(options)
     s, t = _major(source_version), _major(target_version)
@@ -232,9 +267,11 @@ def check_source_status(source_env: dict) -> None:
     if status not in CLONEABLE_SOURCE_STATUSES:
         error = (source_env.get("LastUpdate") or {}).get("Error") or {}
         detail = f" ({error.get('ErrorCode')}: {error.get('ErrorMessage')})" if error else ""
-        raise PlanError(f"source environment {source_env.get('Name')!r} is {status or 'of unknown status'}{detail}; "
-                        f"it is cloned only when {' or '.join(sorted(CLONEABLE_SOURCE_STATUSES))}: wait for it "
-                        "(or repair it), then deploy again")
+        raise PlanError(
+            f"source environment {source_env.get('Name')!r} is {status or 'of unknown status'}{detail}; "
+            f"it is cloned only when {' or '.join(sorted(CLONEABLE_SOURCE_STATUSES))}: wait for it "
+            "(or repair it), then deploy again"
+        )
 
 
 def migration_tags(source_name: str, migration_id: str) -> dict:
@@ -249,7 +286,7 @@ def owned_by(environment: dict, *, source_name: str, migration_id: str) -> bool:
     return all(tags.get(k) == v for k, v in migration_tags(source_name, migration_id).items())
 
 
-def _merge_map(base: Optional[dict], changes: dict) -> dict:
+def _merge_map(base: dict | None, changes: dict) -> dict:
     out = dict(base or {})
     for key, value in changes.items():
         if value is None:
@@ -259,7 +296,7 @@ def _merge_map(base: Optional[dict], changes: dict) -> dict:
     return out
 
 
-def _merge_logging(base: Optional[dict], changes: dict) -> dict:
+def _merge_logging(base: dict | None, changes: dict) -> dict:
     out = {k: dict(v) for k, v in (base or {}).items()}
     for log_type, settings in changes.items():
         if settings is None:
@@ -273,14 +310,11 @@ def _merge_logging(base: Optional[dict], changes: dict) -> dict:
 
 # --------------------------------------------------------------------------- create
 
-def plan_create(source_env: dict, overrides: Optional[dict], *, migration_tags: dict) -> dict:
-    """The CreateEnvironment request that clones ``source_env`` (GetEnvironment's
-    ``Environment``) with ``overrides`` applied, tagged with ``migration_tags``."""
-    create = input_shape("CreateEnvironment")
-    overrides = coerce_overrides(overrides)
-    source_name = source_env.get("Name")
-    source_version = source_env.get("AirflowVersion")
 
+def _check_create_overrides(source_env: dict, overrides: dict) -> None:
+    """The overrides a clone cannot do without, and the create-only settings that must be
+    decided on purpose, never inherited silently."""
+    source_name = source_env.get("Name")
     target_name = overrides.get("Name")
     if not target_name:
         raise PlanError("Overrides.Name (the target environment's name) is required")
@@ -290,20 +324,22 @@ def plan_create(source_env: dict, overrides: Optional[dict], *, migration_tags: 
         raise PlanError("Overrides.ExecutionRoleArn is required: the target runs with its own execution role")
     if "AirflowVersion" in overrides and overrides["AirflowVersion"] is None:
         raise PlanError("Overrides.AirflowVersion=null is not allowed: name the target version explicitly")
-    target_version = overrides.get("AirflowVersion", source_version)
-
-    # Create-only settings are decided on purpose, never inherited silently.
     if source_env.get("KmsKey") and "KmsKey" not in overrides:
         raise PlanError(
             f"source {source_name!r} encrypts with a customer managed KMS key (KmsKey), which can only be set at "
             "creation: set Overrides.KmsKey to the key for the target (it may be the same key; the clone "
-            "Lambda must be allowed to use it) or to null for an AWS-owned key")
+            "Lambda must be allowed to use it) or to null for an AWS-owned key"
+        )
     if source_env.get("EndpointManagement") == "CUSTOMER" and "EndpointManagement" not in overrides:
         raise PlanError(
             f"source {source_name!r} uses EndpointManagement=CUSTOMER: the target would wait in PENDING (up to "
             "72 h, then CREATE_FAILED) until you create its VPC endpoints yourself; set "
-            "Overrides.EndpointManagement to CUSTOMER (and create the endpoints) or SERVICE")
+            "Overrides.EndpointManagement to CUSTOMER (and create the endpoints) or SERVICE"
+        )
 
+
+def _copy_source(source_env: dict, create) -> dict:
+    """What of the source CreateEnvironment accepts (read-only fields dropped, shapes fitted)."""
     request: dict = {}
     for key, value in source_env.items():
         if key not in create.members or value is None:
@@ -311,23 +347,41 @@ def plan_create(source_env: dict, overrides: Optional[dict], *, migration_tags: 
         fitted = _fit(value, create.members[key])
         if fitted is not None:
             request[key] = fitted
+    return request
 
+
+def _apply_override(request: dict, key: str, value: Any, create) -> None:
+    if key in _MERGED_MAPS:
+        request[key] = {} if value is None else _merge_map(request.get(key), value)
+    elif key == "LoggingConfiguration" and value is not None:
+        request[key] = _fit(_merge_logging(request.get(key), value), create.members[key]) or {}
+    elif value is None:
+        request.pop(key, None)
+    else:
+        request[key] = copy.deepcopy(value)
+
+
+def plan_create(source_env: dict, overrides: dict | None, *, migration_tags: dict) -> dict:
+    """The CreateEnvironment request that clones ``source_env`` (GetEnvironment's
+    ``Environment``) with ``overrides`` applied, tagged with ``migration_tags``."""
+    create = input_shape("CreateEnvironment")
+    overrides = coerce_overrides(overrides)
+    _check_create_overrides(source_env, overrides)
+    source_version = source_env.get("AirflowVersion")
+    target_version = overrides.get("AirflowVersion", source_version)
+
+    request = _copy_source(source_env, create)
     tags = {k: v for k, v in (request.pop("Tags", None) or {}).items() if not k.lower().startswith("aws:")}
     if request.get("AirflowConfigurationOptions"):
         request["AirflowConfigurationOptions"] = apply_option_renames(
-            request["AirflowConfigurationOptions"], source_version, target_version)
+            request["AirflowConfigurationOptions"], source_version, target_version
+        )
 
     for key, value in overrides.items():
         if key == "Tags":
             tags = {} if value is None else _merge_map(tags, value)  # None: none of the source's tags
-        elif key in _MERGED_MAPS:
-            request[key] = {} if value is None else _merge_map(request.get(key), value)
-        elif key == "LoggingConfiguration" and value is not None:
-            request[key] = _fit(_merge_logging(request.get(key), value), create.members[key]) or {}
-        elif value is None:
-            request.pop(key, None)
         else:
-            request[key] = copy.deepcopy(value)
+            _apply_override(request, key, value, create)
 
     tags.update(migration_tags)
     if tags:
@@ -365,18 +419,14 @@ def check_plan(request: dict, source_version: str) -> versions.UpgradePath:
     return path
 
 
-_CLASS_FIELDS = (("Schedulers", "schedulers"), ("MinWorkers", "min_workers"), ("MaxWorkers", "max_workers"),
-                 ("MinWebservers", "min_webservers"), ("MaxWebservers", "max_webservers"))
-
-
 def _check_class(settings: dict, *, where: str) -> None:
     cls = settings.get("EnvironmentClass") or "mw1.small"  # MWAA's default class
-    kwargs = {arg: settings.get(param) for param, arg in _CLASS_FIELDS}
+    kwargs = {arg: settings.get(param) for param, arg in CLASS_LIMITED.items()}
     try:
         versions.check_class(cls, **kwargs)
     except versions.VersionError as exc:
         message = str(exc)
-        for param, arg in _CLASS_FIELDS:
+        for param, arg in CLASS_LIMITED.items():
             message = re.sub(rf"\b{arg}=", f"{param}=", message)
         raise PlanError(f"EnvironmentClass {cls} in {where}: {message}; set it in the overrides") from None
 
@@ -386,13 +436,20 @@ def plan_warnings(source_env: dict, request: dict) -> list[str]:
     out = []
     s, t = source_env.get("AirflowVersion"), request.get("AirflowVersion")
     if s != t:
-        for path, version in (("RequirementsS3Path", "RequirementsS3ObjectVersion"),
-                              ("PluginsS3Path", "PluginsS3ObjectVersion"),
-                              ("StartupScriptS3Path", "StartupScriptS3ObjectVersion")):
-            if request.get(path) and request.get(path) == source_env.get(path) \
-                    and request.get(version) == source_env.get(version):
-                out.append(f"{path}/{version} are the source's while AirflowVersion changes {s} -> {t}: "
-                           "they must be valid for the new version (its constraints file)")
+        for path, version in (
+            ("RequirementsS3Path", "RequirementsS3ObjectVersion"),
+            ("PluginsS3Path", "PluginsS3ObjectVersion"),
+            ("StartupScriptS3Path", "StartupScriptS3ObjectVersion"),
+        ):
+            if (
+                request.get(path)
+                and request.get(path) == source_env.get(path)
+                and request.get(version) == source_env.get(version)
+            ):
+                out.append(
+                    f"{path}/{version} are the source's while AirflowVersion changes {s} -> {t}: "
+                    "they must be valid for the new version (its constraints file)"
+                )
     if request.get("SourceBucketArn") != source_env.get("SourceBucketArn") and request.get("Teams"):
         out.append("Teams are copied from the source and point at DAG locations in the source's bucket")
     if t in versions.VERSIONS and versions.VERSIONS[t].get("migration_schema") is None:
@@ -405,6 +462,123 @@ def plan_warnings(source_env: dict, request: dict) -> list[str]:
 # --------------------------------------------------------------------------- update
 
 _MISSING = object()
+
+
+class _Refuse(Exception):
+    """An update that cannot be done in place; the message is the reason."""
+
+
+def _update_network(before: Any, after: dict, current: Any, current_env: dict) -> dict | None:
+    if sorted(after.get("SubnetIds") or []) != sorted((current or {}).get("SubnetIds") or []):
+        raise _Refuse(
+            "NetworkConfiguration.SubnetIds can only be set at creation: moving the environment to other "
+            "subnets needs a new environment (change TargetName)"
+        )
+    wanted = sorted(after.get("SecurityGroupIds") or [])
+    if wanted != sorted((current or {}).get("SecurityGroupIds") or []):
+        return {"SecurityGroupIds": after["SecurityGroupIds"]}
+    return None
+
+
+def _update_options(before: Any, after: dict, current: Any, current_env: dict) -> dict | None:
+    changed = {k: v for k, v in after.items() if (before or {}).get(k, _MISSING) != v}
+    dropped = [k for k in (before or {}) if k not in after]
+    if dropped:
+        raise _Refuse(
+            f"AirflowConfigurationOptions keys {dropped} were removed from the overrides: set them to null "
+            "to remove them from the environment, or keep them"
+        )
+    wanted = _merge_map(current, changed)
+    return wanted if wanted != (current or {}) else None
+
+
+def _update_logging(before: Any, after: dict, current: Any, current_env: dict) -> dict | None:
+    key = "LoggingConfiguration"
+    base = _fit(current or {}, input_shape("CreateEnvironment").members[key]) or {}
+    wanted = _fit(_merge_logging(base, after), input_shape("UpdateEnvironment").members[key]) or {}
+    return wanted if wanted != base else None
+
+
+def _update_version(before: Any, after: str, current: Any, current_env: dict) -> str | None:
+    have = str(current_env.get("AirflowVersion") or "")
+    if after == have:
+        return None
+    try:
+        path = versions.upgrade_path(have, after)
+    except versions.VersionError as exc:
+        raise _Refuse(f"AirflowVersion: {exc}") from None
+    if not path.allows_in_place:
+        raise _Refuse(
+            f"AirflowVersion {have} -> {after} cannot be done in place ({path.reason}); clone into a new "
+            "environment (change TargetName)"
+        )
+    return after
+
+
+def _update_plain(before: Any, after: Any, current: Any, current_env: dict) -> Any:
+    return copy.deepcopy(after) if after != current else None
+
+
+# Parameters whose update is more than "set the new value" (the rest: _update_plain).
+_UPDATERS: dict[str, Callable[[Any, Any, Any, dict], Any]] = {
+    "NetworkConfiguration": _update_network,
+    "AirflowConfigurationOptions": _update_options,
+    "LoggingConfiguration": _update_logging,
+    "AirflowVersion": _update_version,
+}
+
+
+def _update_request(old_ov: dict, new_ov: dict, current_env: dict) -> dict:
+    """The UpdateEnvironment changes (without Name); _Refuse when one cannot be done in place."""
+    create_only = create_only_parameters()
+    request: dict = {}
+    for key in sorted(set(old_ov) | set(new_ov)):
+        before, after = old_ov.get(key, _MISSING), new_ov.get(key, _MISSING)
+        if before == after or key == "Name":
+            continue
+        if after is _MISSING or after is None:
+            raise _Refuse(
+                f"Overrides.{key} was removed or set to null: an existing environment keeps its {key}; "
+                "set the value you want explicitly"
+            )
+        if key in create_only:
+            raise _Refuse(
+                f"{key} can only be set when the environment is created: changing it needs a new "
+                "environment (change TargetName)"
+            )
+        value = _UPDATERS.get(key, _update_plain)(before, after, current_env.get(key), current_env)
+        if value is not None:
+            request[key] = value
+    effective = {k: current_env.get(k) for k in CLASS_LIMITED}
+    effective["EnvironmentClass"] = current_env.get("EnvironmentClass")
+    effective.update({k: v for k, v in request.items() if k in effective})
+    try:
+        _check_class(effective, where="the update")
+    except PlanError as exc:
+        raise _Refuse(str(exc)) from None
+    return request
+
+
+def _identity_change(old_props: dict, new_props: dict, rollback: bool) -> tuple[str, str] | None:
+    """(action, reason) when the update is decided by the resource's identity alone."""
+    if old_props.get("TargetName") != new_props.get("TargetName"):
+        return "replace", (
+            f"TargetName changed {old_props.get('TargetName')!r} -> {new_props.get('TargetName')!r}: "
+            "that is a new environment (replacement); the old one is kept unless its deletion is "
+            "requested"
+        )
+    if rollback:
+        return "none", (
+            "CloudFormation is rolling back: the environment is left as it is and nothing is started in "
+            "reverse; the next deployment reconciles it"
+        )
+    if old_props.get("SourceEnvironmentName") != new_props.get("SourceEnvironmentName"):
+        return "refuse", (
+            f"SourceEnvironmentName changed {old_props.get('SourceEnvironmentName')!r} -> "
+            f"{new_props.get('SourceEnvironmentName')!r}: a clone of another source is a new "
+            "environment; change TargetName too"
+        )
+    return None
 
 
 def plan_update(old_props: dict, new_props: dict, current_env: dict, *, rollback: bool = False) -> dict:
@@ -420,89 +594,26 @@ def plan_update(old_props: dict, new_props: dict, current_env: dict, *, rollback
     Changes are computed against the environment as it is, so a retried update that
     already took effect plans nothing.
     """
+
     def result(action, reason, request=None, tags=None):
         return {"action": action, "reason": reason, "request": request, "tags": tags}
 
-    if old_props.get("TargetName") != new_props.get("TargetName"):
-        return result("replace", f"TargetName changed {old_props.get('TargetName')!r} -> "
-                                 f"{new_props.get('TargetName')!r}: that is a new environment (replacement); the old "
-                                 "one is kept unless its deletion is requested")
-    if rollback:
-        return result("none", "CloudFormation is rolling back: the environment is left as it is and nothing is "
-                              "started in reverse; the next deployment reconciles it")
-    if old_props.get("SourceEnvironmentName") != new_props.get("SourceEnvironmentName"):
-        return result("refuse", f"SourceEnvironmentName changed {old_props.get('SourceEnvironmentName')!r} -> "
-                                f"{new_props.get('SourceEnvironmentName')!r}: a clone of another source is a new "
-                                "environment; change TargetName too")
-
-    name = new_props["TargetName"]
-    create, update = input_shape("CreateEnvironment"), input_shape("UpdateEnvironment")
-    create_only = create_only_parameters()
-    old_ov, new_ov = old_props.get("Overrides") or {}, new_props.get("Overrides") or {}
-    request: dict = {}
-    for key in sorted(set(old_ov) | set(new_ov)):
-        before, after = old_ov.get(key, _MISSING), new_ov.get(key, _MISSING)
-        if before == after or key == "Name":
-            continue
-        if after is _MISSING or after is None:
-            return result("refuse", f"Overrides.{key} was removed or set to null: an existing environment keeps its "
-                                    f"{key}; set the value you want explicitly")
-        if key in create_only:
-            return result("refuse", f"{key} can only be set when the environment is created: changing it needs a "
-                                    "new environment (change TargetName)")
-        current = current_env.get(key)
-        if key == "NetworkConfiguration":
-            if sorted(after.get("SubnetIds") or []) != sorted((current or {}).get("SubnetIds") or []):
-                return result("refuse", "NetworkConfiguration.SubnetIds can only be set at creation: moving the "
-                                        "environment to other subnets needs a new environment (change TargetName)")
-            wanted = sorted(after.get("SecurityGroupIds") or [])
-            if wanted != sorted((current or {}).get("SecurityGroupIds") or []):
-                request[key] = {"SecurityGroupIds": after["SecurityGroupIds"]}
-        elif key == "AirflowConfigurationOptions":
-            changed = {k: v for k, v in after.items() if (before or {}).get(k, _MISSING) != v}
-            dropped = [k for k in (before or {}) if k not in after]
-            if dropped:
-                return result("refuse", f"AirflowConfigurationOptions keys {dropped} were removed from the overrides: "
-                                        "set them to null to remove them from the environment, or keep them")
-            wanted = _merge_map(current, changed)
-            if wanted != (current or {}):
-                request[key] = wanted
-        elif key == "LoggingConfiguration":
-            base = _fit(current or {}, create.members[key]) or {}
-            wanted = _fit(_merge_logging(base, after), update.members[key]) or {}
-            if wanted != base:
-                request[key] = wanted
-        elif key == "AirflowVersion":
-            have = current_env.get("AirflowVersion")
-            if after != have:
-                try:
-                    path = versions.upgrade_path(have, after)
-                except versions.VersionError as exc:
-                    return result("refuse", f"AirflowVersion: {exc}")
-                if not path.allows_in_place:
-                    return result("refuse", f"AirflowVersion {have} -> {after} cannot be done in place "
-                                            f"({path.reason}); clone into a new environment (change TargetName)")
-                request[key] = after
-        elif after != current:
-            request[key] = copy.deepcopy(after)
-
-    effective = {k: current_env.get(k) for k, _ in _CLASS_FIELDS}
-    effective["EnvironmentClass"] = current_env.get("EnvironmentClass")
-    effective.update({k: v for k, v in request.items() if k in effective})
+    decided = _identity_change(old_props, new_props, rollback)
+    if decided is not None:
+        return result(*decided)
     try:
-        _check_class(effective, where="the update")
-    except PlanError as exc:
+        request = _update_request(old_props.get("Overrides") or {}, new_props.get("Overrides") or {}, current_env)
+    except _Refuse as exc:
         return result("refuse", str(exc))
-
     tags = None
     if old_props.get("MigrationId") != new_props.get("MigrationId"):
         tags = {TAG_MIGRATION_ID: new_props["MigrationId"]}
     if not request and not tags:
         return result("none", "nothing to change: the environment already matches the properties")
     if request:
-        request = {"Name": name, **request}
+        request = {"Name": new_props["TargetName"], **request}
         try:
-            validate_parameters(request, update)
+            validate_parameters(request, input_shape("UpdateEnvironment"))
         except ParamValidationError as exc:
             return result("refuse", f"the UpdateEnvironment request does not match the MWAA service model: {exc}")
     changed = sorted(k for k in (request or {}) if k != "Name") + (["tags"] if tags else [])
@@ -510,6 +621,7 @@ def plan_update(old_props: dict, new_props: dict, current_env: dict, *, rollback
 
 
 # --------------------------------------------------------------------------- review
+
 
 def redact(value: Any, shape=None) -> Any:
     """A copy of ``value`` with every sensitive value (per the model) replaced.
@@ -522,14 +634,16 @@ def redact(value: Any, shape=None) -> Any:
     return _redact(value, shape, parent_sensitive=False)
 
 
-def _redact(value, shape, *, parent_sensitive: bool, key: Optional[str] = None):
+def _redact(value, shape, *, parent_sensitive: bool, key: str | None = None):
     sensitive = parent_sensitive or _is_sensitive(shape)
     kind = shape.type_name
     if value is None:
         return None
     if kind == "structure" and isinstance(value, dict):
-        return {k: (_redact(v, shape.members[k], parent_sensitive=sensitive) if k in shape.members
-                    else copy.deepcopy(v)) for k, v in value.items()}
+        return {
+            k: (_redact(v, shape.members[k], parent_sensitive=sensitive) if k in shape.members else copy.deepcopy(v))
+            for k, v in value.items()
+        }
     if kind == "list" and isinstance(value, list):
         return [_redact(v, shape.member, parent_sensitive=sensitive) for v in value]
     if kind == "map" and isinstance(value, dict):
@@ -590,10 +704,9 @@ def diff(source_env: dict, request: dict) -> list[dict]:
                 change = "dropped (aws: tags are reserved)"
         elif a is None:
             change = "added"
-        elif a[0] != b[0]:
+        elif b is None or a[0] != b[0]:
             change = "changed"
         else:
             continue
         out.append({"path": path, "change": change, "source": show(a), "planned": show(b)})
     return out
-

@@ -36,6 +36,7 @@ Airflow 3 answers 307 to ``/aws_mwaa/cli/``: one redirect on the same https host
 (the bearer token never goes to another host). A token lives 60 s: one per command.
 HTTP is plain ``urllib`` and injectable (``http=``) for tests.
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,7 +47,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -82,7 +84,7 @@ HttpFn = Callable[[str, str, dict, bytes, float], tuple[int, dict, bytes]]
 class AirflowApiError(RuntimeError):
     """Airflow or MWAA refused a request; the message says which and why."""
 
-    def __init__(self, message: str, *, status: Optional[int] = None, response=None):
+    def __init__(self, message: str, *, status: int | None = None, response=None):
         super().__init__(message)
         self.status = status
         self.response = response
@@ -118,7 +120,7 @@ def urllib_http(method: str, url: str, headers: dict, body: bytes, timeout: floa
         return err.code, dict((err.headers or {}).items()), err.read() or b""
 
 
-def _header(headers: dict, name: str) -> Optional[str]:
+def _header(headers: dict, name: str) -> str | None:
     for key, value in (headers or {}).items():
         if key.lower() == name.lower():
             return value
@@ -174,15 +176,26 @@ def _json_from_cli(stdout: str):
 class AirflowClient:
     """Airflow operations on one MWAA environment (REST first, CLI token when unavailable)."""
 
-    def __init__(self, mwaa, environment_name: str, airflow_version: str, *,
-                 http: HttpFn = urllib_http, sleep: Callable[[float], None] = time.sleep,
-                 max_attempts: int = 5, base_delay: float = 1.0, max_delay: float = 8.0,
-                 cli_timeout: float = 30.0, allow_cli: bool = False):
+    def __init__(
+        self,
+        mwaa,
+        environment_name: str,
+        airflow_version: str,
+        *,
+        http: HttpFn = urllib_http,
+        sleep: Callable[[float], None] = time.sleep,
+        max_attempts: int = 5,
+        base_delay: float = 1.0,
+        max_delay: float = 8.0,
+        cli_timeout: float = 30.0,
+        allow_cli: bool = False,
+    ):
         row = versions.info(airflow_version)
         if row["rest_api"] not in FAMILIES:
             raise AirflowApiError(
                 f"Airflow {airflow_version} has no REST API family this client knows "
-                f"(rest_api={row['rest_api']!r}; known: {', '.join(FAMILIES)})")
+                f"(rest_api={row['rest_api']!r}; known: {', '.join(FAMILIES)})"
+            )
         self.mwaa = mwaa
         self.env = environment_name
         self.version = airflow_version
@@ -217,7 +230,8 @@ class AirflowClient:
             raise CliFallbackDisabled(
                 f"MWAA {self.env}: InvokeRestApi cannot be used ({reason}) and the CLI-token fallback is off; "
                 "grant airflow:InvokeRestApi on the Op role (check SCPs and permissions boundaries), or set the "
-                "stage option migration.cli_token_fallback: true (a CLI token bypasses the Op-role scoping)")
+                "stage option migration.cli_token_fallback: true (a CLI token bypasses the Op-role scoping)"
+            )
         if self.channel != "cli":
             log.warning("MWAA %s: using the CLI token instead of InvokeRestApi: %s", self.env, reason)
         self.channel = "cli"
@@ -227,15 +241,18 @@ class AirflowClient:
         if len(path) > self.max_path:
             raise PathTooLong(
                 f"InvokeRestApi path {path!r} is {len(path)} characters, {len(path) - self.max_path} "
-                f"over MWAA's limit of {self.max_path}: use a shorter DAG id or MigrationId")
+                f"over MWAA's limit of {self.max_path}: use a shorter DAG id or MigrationId"
+            )
         return path
 
     def _retryable(self, err: ClientError) -> bool:
         code = err.response.get("Error", {}).get("Code", "")
         if code in retry.RETRYABLE_CODES:
             return True
-        return (code in ("RestApiClientException", "RestApiServerException")
-                and err.response.get("RestApiStatusCode") in retry.RETRYABLE_HTTP_STATUS)
+        return (
+            code in ("RestApiClientException", "RestApiServerException")
+            and err.response.get("RestApiStatusCode") in retry.RETRYABLE_HTTP_STATUS
+        )
 
     def aws_call(self, fn, **kwargs):
         """Call an AWS operation, retrying throttling and transient server errors."""
@@ -246,14 +263,19 @@ class AirflowClient:
                 if attempt == self.max_attempts or not self._retryable(err):
                     raise
                 delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-                log.info("MWAA %s: %s, retry %d in %.0f s", self.env,
-                         err.response.get("Error", {}).get("Code"), attempt, delay)
+                log.info(
+                    "MWAA %s: %s, retry %d in %.0f s",
+                    self.env,
+                    err.response.get("Error", {}).get("Code"),
+                    attempt,
+                    delay,
+                )
                 self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _rest(self, method: str, path: str, *, query: Optional[dict] = None, body=None):
+    def _rest(self, method: str, path: str, *, query: dict | None = None, body=None):
         """(Airflow status, Airflow response) of one InvokeRestApi call."""
-        kwargs = {"Name": self.env, "Path": self.check_path(path), "Method": method}
+        kwargs: dict[str, Any] = {"Name": self.env, "Path": self.check_path(path), "Method": method}
         if query:
             kwargs["QueryParameters"] = query
         if body is not None:
@@ -273,7 +295,9 @@ class AirflowClient:
     def _fail(self, what: str, status, response):
         raise AirflowApiError(
             f"{what} in MWAA environment {self.env}: Airflow answered {status}: {_detail(response)}",
-            status=status, response=response)
+            status=status,
+            response=response,
+        )
 
     def _dispatch(self, rest: Callable, cli: Callable):
         if self.channel == "rest":
@@ -303,7 +327,9 @@ class AirflowClient:
         if status != 200:
             raise AirflowApiError(
                 f"MWAA CLI endpoint of {self.env} answered HTTP {status} to {argv[:2]}: "
-                f"{body[:300].decode('utf-8', 'replace')}", status=status)
+                f"{body[:300].decode('utf-8', 'replace')}",
+                status=status,
+            )
         try:
             payload = json.loads(body)
             stdout = base64.b64decode(payload.get("stdout") or "").decode("utf-8", "replace")
@@ -314,7 +340,7 @@ class AirflowClient:
 
     # ---- operations -------------------------------------------------------------------------
 
-    def get_dag(self, dag_id: str) -> Optional[dict]:
+    def get_dag(self, dag_id: str) -> dict | None:
         """``{"dag_id", "is_paused"}`` or None when Airflow does not know the DAG (REST only)."""
         status, resp = self._rest("GET", f"/dags/{dag_id}")
         if status == 404:
@@ -323,17 +349,19 @@ class AirflowClient:
             self._fail(f"GET DAG {dag_id}", status, resp)
         return {"dag_id": resp.get("dag_id", dag_id), "is_paused": bool(resp.get("is_paused"))}
 
-    def ensure_unpaused(self, dag_id: str) -> Optional[bool]:
+    def ensure_unpaused(self, dag_id: str) -> bool | None:
         """Unpause the DAG. None: Airflow does not know it (yet); True: it was unpaused now
         (always True over the CLI, which cannot tell); False: it was already active."""
+
         def rest():
             dag = self.get_dag(dag_id)
             if dag is None:
                 return None
             if not dag["is_paused"]:
                 return False
-            status, resp = self._rest("PATCH", f"/dags/{dag_id}", query={"update_mask": "is_paused"},
-                                      body={"is_paused": False})
+            status, resp = self._rest(
+                "PATCH", f"/dags/{dag_id}", query={"update_mask": "is_paused"}, body={"is_paused": False}
+            )
             if status != 200:
                 self._fail(f"unpause DAG {dag_id}", status, resp)
             return True
@@ -347,7 +375,7 @@ class AirflowClient:
 
         return self._dispatch(rest, cli)
 
-    def get_run(self, dag_id: str, run_id: str) -> Optional[dict]:
+    def get_run(self, dag_id: str, run_id: str) -> dict | None:
         def rest():
             status, resp = self._rest("GET", run_path(dag_id, run_id))
             if status == 404:
@@ -372,6 +400,7 @@ class AirflowClient:
 
     def trigger(self, dag_id: str, run_id: str, conf: dict) -> tuple[dict, bool]:
         """Start a run with this id: (run, created). An existing run is returned, not re-made."""
+
         def rest():
             body = {"dag_run_id": run_id, "conf": conf}
             if self.family["trigger_logical_date"]:
@@ -386,25 +415,27 @@ class AirflowClient:
             self._fail(f"trigger DAG {dag_id} run {run_id}", status, resp)
 
         def cli():
-            stdout, stderr = self.cli(["dags", "trigger", dag_id, "-r", run_id,
-                                       "-c", json.dumps(conf, separators=(",", ":"), sort_keys=True)])
+            stdout, stderr = self.cli(
+                ["dags", "trigger", dag_id, "-r", run_id, "-c", json.dumps(conf, separators=(",", ":"), sort_keys=True)]
+            )
             existed = "already exists" in (stdout + stderr).lower()
             run = self.get_run(dag_id, run_id)
             if run is None:
                 raise AirflowApiError(
-                    f"dags trigger {dag_id} -r {run_id} on {self.env} created no run: {stderr[-500:]!r}")
+                    f"dags trigger {dag_id} -r {run_id} on {self.env} created no run: {stderr[-500:]!r}"
+                )
             return run, not existed
 
         return self._dispatch(rest, cli)
 
-    def task_instances(self, dag_id: str, run_id: str, states: Optional[list[str]] = None) -> list[dict]:
+    def task_instances(self, dag_id: str, run_id: str, states: list[str] | None = None) -> list[dict]:
         """Task instances of a run (all pages), optionally only those in ``states``."""
+
         def rest():
             limit = self.family["page_limit"]
             found: list[dict] = []
             for page in range(MAX_TI_PAGES):
-                body = {"dag_ids": [dag_id], "dag_run_ids": [run_id],
-                        "page_offset": page * limit, "page_limit": limit}
+                body = {"dag_ids": [dag_id], "dag_run_ids": [run_id], "page_offset": page * limit, "page_limit": limit}
                 if states:
                     body["state"] = list(states)
                 status, resp = self._rest("POST", "/dags/~/dagRuns/~/taskInstances/list", body=body)

@@ -29,12 +29,13 @@ Environment: ``WAIT_BUDGET_SECONDS``: how long is_complete waits before it fails
 "redeploy resumes" message; set by the construct a little under the Provider's
 total_timeout so our message, not the framework's, reaches CloudFormation.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import boto3
 from botocore.config import Config
@@ -49,8 +50,7 @@ log.setLevel(logging.INFO)
 
 WAIT_BUDGET_ENV = "WAIT_BUDGET_SECONDS"
 DEFAULT_WAIT_BUDGET = 55 * 60
-_BOTO_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 2},
-                      connect_timeout=5, read_timeout=30)
+_BOTO_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 2}, connect_timeout=5, read_timeout=30)
 
 
 class RunFailed(RuntimeError):
@@ -82,18 +82,27 @@ def _budget() -> float:
 
 
 def _client(props: plan.Props, mwaa, http, sleep) -> AirflowClient:
-    client = AirflowClient(mwaa if mwaa is not None else _mwaa(), props.environment_name,
-                           props.airflow_version, http=http, sleep=sleep, allow_cli=props.cli_token_fallback)
+    client = AirflowClient(
+        mwaa if mwaa is not None else _mwaa(),
+        props.environment_name,
+        props.airflow_version,
+        http=http,
+        sleep=sleep,
+        allow_cli=props.cli_token_fallback,
+    )
     client.check_path(run_path(props.dag_id, props.run_id))  # fail before any call
     return client
 
 
 def _base_data(props: plan.Props, client: AirflowClient) -> dict:
     return {
-        "RunId": props.run_id, "DagId": props.dag_id, "EnvironmentName": props.environment_name,
+        "RunId": props.run_id,
+        "DagId": props.dag_id,
+        "EnvironmentName": props.environment_name,
         "ReportLocation": plan.report_location(props),
         "LogGroup": f"airflow-{props.environment_name}-Task",
-        "Channel": client.channel, "FallbackReason": client.fallback_reason,
+        "Channel": client.channel,
+        "FallbackReason": client.fallback_reason,
     }
 
 
@@ -103,14 +112,14 @@ def _stack_rolling_back(client: AirflowClient, cfn, stack_id: str) -> bool:
     except (EndpointConnectionError, ConnectTimeoutError) as exc:
         raise RuntimeError(
             f"cannot reach CloudFormation to tell a rollback from an update ({exc}); a runner "
-            "inside a VPC without NAT needs a cloudformation interface endpoint") from None
+            "inside a VPC without NAT needs a cloudformation interface endpoint"
+        ) from None
     status = resp["Stacks"][0]["StackStatus"]
     log.info("stack status %s", status)
     return "ROLLBACK" in status and status.endswith("_IN_PROGRESS")
 
 
-def advance(client: AirflowClient, props: plan.Props, *,
-            may_trigger: bool = True) -> tuple[Optional[dict], bool]:
+def advance(client: AirflowClient, props: plan.Props, *, may_trigger: bool = True) -> tuple[dict | None, bool]:
     """Make sure the run exists and can make progress: (run or None if the DAG is not
     known yet, created now). Idempotent: an existing run is adopted, never re-triggered.
     ``may_trigger`` False (is_complete after a run was seen): a missing run is an error."""
@@ -118,14 +127,21 @@ def advance(client: AirflowClient, props: plan.Props, *,
     if run is None and not may_trigger:
         raise RunVanished(
             f"DAG {props.dag_id} run {props.run_id} is gone from MWAA environment "
-            f"{props.environment_name} (deleted while the deployment waited); redeploy to start it again")
+            f"{props.environment_name} (deleted while the deployment waited); redeploy to start it again"
+        )
     if run is None:
         if client.ensure_unpaused(props.dag_id) is None:
             log.info("DAG %s not known to %s yet", props.dag_id, props.environment_name)
             return None, False
         run, created = client.trigger(props.dag_id, props.run_id, props.conf)
-        log.info("%s run %s of %s on %s (%s)", "triggered" if created else "adopted",
-                 props.run_id, props.dag_id, props.environment_name, client.channel)
+        log.info(
+            "%s run %s of %s on %s (%s)",
+            "triggered" if created else "adopted",
+            props.run_id,
+            props.dag_id,
+            props.environment_name,
+            client.channel,
+        )
         return run, created
     log.info("run %s of %s exists: %s", props.run_id, props.dag_id, run.get("state"))
     if plan.classify(run) == "wait":
@@ -143,7 +159,7 @@ def _raise_failed(client: AirflowClient, props: plan.Props) -> None:
     raise RunFailed(plan.failure_message(props, tis))
 
 
-def _raise_unexpected(client: AirflowClient, props: plan.Props, run: Optional[dict]) -> None:
+def _raise_unexpected(client: AirflowClient, props: plan.Props, run: dict | None) -> None:
     """Fail now when the run failed or is in a state Airflow does not define."""
     outcome = plan.classify(run)
     if outcome == "failed":
@@ -152,14 +168,24 @@ def _raise_unexpected(client: AirflowClient, props: plan.Props, run: Optional[di
         raise RunFailed(plan.unknown_state_message(props, (run or {}).get("state") or ""))
 
 
-def on_event(event: dict, context=None, *, mwaa=None, cfn=None, http=urllib_http,
-             sleep: Callable[[float], None] = time.sleep, now: Callable[[], float] = time.time) -> dict:
+def on_event(
+    event: dict,
+    context=None,
+    *,
+    mwaa=None,
+    cfn=None,
+    http=urllib_http,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], float] = time.time,
+) -> dict:
     ev = parse_event(event)
     log.info("%s %s", ev.request_type, ev.logical_id)
     if ev.request_type == "Delete":
         # the run and its data stay; nothing to stop or remove (bad properties never block a delete)
-        return {"PhysicalResourceId": ev.physical_id,
-                "Data": plan.response_data({"Action": "none", "Reason": "delete"})}
+        return {
+            "PhysicalResourceId": ev.physical_id,
+            "Data": plan.response_data({"Action": "none", "Reason": "delete"}),
+        }
     props = plan.parse_props(ev.properties)
     client = _client(props, mwaa, http, sleep)
     rolling_back = False
@@ -175,13 +201,23 @@ def on_event(event: dict, context=None, *, mwaa=None, cfn=None, http=urllib_http
         return {"PhysicalResourceId": physical, "Data": plan.response_data({**data, "State": ""})}
     run, _created = advance(client, props)
     _raise_unexpected(client, props, run)
-    data.update(Channel=client.channel, FallbackReason=client.fallback_reason,
-                State=(run or {}).get("state") or "waiting-for-dag")
+    data.update(
+        Channel=client.channel,
+        FallbackReason=client.fallback_reason,
+        State=(run or {}).get("state") or "waiting-for-dag",
+    )
     return {"PhysicalResourceId": props.physical_id, "Data": plan.response_data(data)}
 
 
-def is_complete(event: dict, context=None, *, mwaa=None, http=urllib_http,
-                sleep: Callable[[float], None] = time.sleep, now: Callable[[], float] = time.time) -> dict:
+def is_complete(
+    event: dict,
+    context=None,
+    *,
+    mwaa=None,
+    http=urllib_http,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], float] = time.time,
+) -> dict:
     ev = parse_waiter_event(event)
     if ev.request_type == "Delete":
         return {"IsComplete": True}
@@ -197,14 +233,19 @@ def is_complete(event: dict, context=None, *, mwaa=None, http=urllib_http,
     if plan.classify(run) == "success":
         assert run is not None
         log.info("run %s of %s succeeded", props.run_id, props.dag_id)
-        done = {**data, **_base_data(props, client), "State": "success",
-                "EndDate": run.get("end_date") or ""}
+        done = {**data, **_base_data(props, client), "State": "success", "EndDate": run.get("end_date") or ""}
         return {"IsComplete": True, "Data": plan.response_data(done)}
     _raise_unexpected(client, props, run)
     if waited >= _budget():
         if run is None:
             raise RunTimeout(plan.dag_missing_message(props, waited))
         raise RunTimeout(plan.timeout_message(props, run.get("state") or "", waited))
-    log.info("run %s of %s on %s: %s after %d s", props.run_id, props.dag_id,
-             props.environment_name, (run or {}).get("state") or "DAG not known yet", waited)
+    log.info(
+        "run %s of %s on %s: %s after %d s",
+        props.run_id,
+        props.dag_id,
+        props.environment_name,
+        (run or {}).get("state") or "DAG not known yet",
+        waited,
+    )
     return {"IsComplete": False}

@@ -3,15 +3,15 @@
 Nothing here calls AWS. ``handler`` feeds it the CloudFormation event and what Airflow
 answered, and does what it says.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Optional
 
-from mwaa_common import export_layout, versions
+from mwaa_common import export_layout, names, versions
 
 # Which step of the migration a resource runs, and the letter its run id ends in
 # (contracts §4: mig-{short migration id}-{e|i|c}).
@@ -23,9 +23,8 @@ STEPS: dict[str, str] = {"export": "e", "import": "i", "cutover": "c"}
 AIRFLOW_ROLES: tuple[str, ...] = ("Op",)
 DEFAULT_AIRFLOW_ROLE = "Op"
 
-MIGRATION_ID_RE = re.compile(r"[a-z0-9-]{1,40}")
-# botocore mwaa model: EnvironmentName 1..80, [a-zA-Z][0-9a-zA-Z-_]*
-ENV_NAME_RE = re.compile(r"[a-zA-Z][0-9a-zA-Z_-]{0,79}")
+# the migration-id and environment-name rules (mwaa_common/names.py, written once)
+MIGRATION_ID_RE, ENV_NAME_RE = names.MIGRATION_ID_RE, names.ENV_NAME_RE
 # Airflow's DAG id rule (alphanumerics, dashes, dots, underscores; at most 250)
 DAG_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 RERUN_TOKEN_MAX = 64
@@ -100,21 +99,14 @@ def physical_id(environment_name: str, dag_id: str, run_id_: str) -> str:
     return f"{environment_name}/{dag_id}/{run_id_}"
 
 
-def parse_props(raw: dict) -> Props:
-    """Validate ResourceProperties (CloudFormation sends every scalar as a string)."""
-    raw = {k: v for k, v in (raw or {}).items() if k != "ServiceToken"}
-    unknown = sorted(set(raw) - set(REQUIRED_PROPS) - set(OPTIONAL_PROPS))
-    if unknown:
-        raise PropertyError(
-            f"unknown properties {unknown}; allowed: {', '.join(REQUIRED_PROPS + OPTIONAL_PROPS)}")
-    for key in REQUIRED_PROPS:
-        if raw.get(key) in (None, ""):
-            raise PropertyError(f"property {key} is required")
+def _text(raw: dict, key: str, pattern: re.Pattern, allowed: str) -> str:
+    value = str(raw[key])
+    if not pattern.fullmatch(value):
+        raise PropertyError(f"{key}={value!r} is not allowed; allowed: {allowed}")
+    return value
 
-    env = str(raw["EnvironmentName"])
-    if not ENV_NAME_RE.fullmatch(env):
-        raise PropertyError(
-            f"EnvironmentName={env!r} is not an MWAA name (1-80 chars, [a-zA-Z][0-9a-zA-Z-_]*)")
+
+def _version(raw: dict) -> str:
     version = str(raw["AirflowVersion"])
     try:
         row = versions.info(version)
@@ -122,26 +114,41 @@ def parse_props(raw: dict) -> Props:
         raise PropertyError(f"AirflowVersion: {exc}") from None
     if row["rest_api"] is None:
         raise PropertyError(
-            f"AirflowVersion={version!r} has no Airflow REST API on MWAA; the metadata DAGs "
-            "cannot be triggered there")
+            f"AirflowVersion={version!r} has no Airflow REST API on MWAA; the metadata DAGs cannot be triggered there"
+        )
+    return version
+
+
+def _choice(raw: dict, key: str, allowed: tuple[str, ...], default: str) -> str:
+    value = str(raw.get(key) or default)
+    if value not in allowed:
+        raise PropertyError(f"{key}={value!r} is not allowed; allowed: {', '.join(allowed)}")
+    return value
+
+
+def parse_props(raw: dict) -> Props:
+    """Validate ResourceProperties (CloudFormation sends every scalar as a string)."""
+    raw = {k: v for k, v in (raw or {}).items() if k != "ServiceToken"}
+    unknown = sorted(set(raw) - set(REQUIRED_PROPS) - set(OPTIONAL_PROPS))
+    if unknown:
+        raise PropertyError(f"unknown properties {unknown}; allowed: {', '.join(REQUIRED_PROPS + OPTIONAL_PROPS)}")
+    for key in REQUIRED_PROPS:
+        if raw.get(key) in (None, ""):
+            raise PropertyError(f"property {key} is required")
+    env = str(raw["EnvironmentName"])
+    if not ENV_NAME_RE.fullmatch(env):
+        raise PropertyError(f"EnvironmentName={env!r} is not an MWAA name (1-80 chars, [a-zA-Z][0-9a-zA-Z-_]*)")
+    version = _version(raw)
     dag_id = str(raw["DagId"])
     if not DAG_ID_RE.fullmatch(dag_id):
         raise PropertyError(f"DagId={dag_id!r} is not an Airflow DAG id ([A-Za-z0-9_.-], 1-250 chars)")
-    mid = str(raw["MigrationId"])
-    if not MIGRATION_ID_RE.fullmatch(mid):
-        raise PropertyError(f"MigrationId={mid!r} is not allowed; allowed: [a-z0-9-]{{1,40}}")
-    step = str(raw["Step"])
-    if step not in STEPS:
-        raise PropertyError(f"Step={step!r} is not allowed; allowed: {', '.join(STEPS)}")
-    role = str(raw.get("Role") or DEFAULT_AIRFLOW_ROLE)
-    if role not in AIRFLOW_ROLES:
-        raise PropertyError(f"Role={role!r} is not allowed; allowed: {', '.join(AIRFLOW_ROLES)}")
+    mid = _text(raw, "MigrationId", MIGRATION_ID_RE, "[a-z0-9-]{1,40}")
+    step = _choice(raw, "Step", tuple(STEPS), "")
+    role = _choice(raw, "Role", AIRFLOW_ROLES, DEFAULT_AIRFLOW_ROLE)
     token = str(raw.get("RerunToken") or "")
     if len(token) > RERUN_TOKEN_MAX:
         raise PropertyError(f"RerunToken is {len(token)} characters; at most {RERUN_TOKEN_MAX}")
-    fallback = str(raw.get("CliTokenFallback") or "false").strip().lower()
-    if fallback not in ("true", "false"):
-        raise PropertyError(f"CliTokenFallback={raw.get('CliTokenFallback')!r} is not allowed; allowed: true, false")
+    fallback = _choice(raw, "CliTokenFallback", ("true", "false"), "false")
     conf = parse_conf(raw["Conf"], migration_id=mid, step=step)
     return Props(env, version, dag_id, mid, step, conf, role, token, fallback == "true")
 
@@ -161,8 +168,7 @@ def parse_conf(text, *, migration_id: str, step: str) -> dict:
     if not isinstance(conf, dict):
         raise PropertyError(f"Conf must be a JSON object, got {type(conf).__name__}")
     if conf.setdefault("migration_id", migration_id) != migration_id:
-        raise PropertyError(
-            f"Conf.migration_id={conf['migration_id']!r} differs from MigrationId={migration_id!r}")
+        raise PropertyError(f"Conf.migration_id={conf['migration_id']!r} differs from MigrationId={migration_id!r}")
     for key in ("bucket", "prefix"):
         if not isinstance(conf.get(key), str) or not conf[key]:
             raise PropertyError(f"Conf.{key} is required (a non-empty string)")
@@ -170,21 +176,22 @@ def parse_conf(text, *, migration_id: str, step: str) -> dict:
         raise PropertyError(f"Conf.prefix={conf['prefix']!r} must end with '/'")
     cutover = conf.get("cutover", False)
     if (step == "cutover") != (cutover is True):
-        raise PropertyError(
-            f"Step={step!r} with Conf.cutover={cutover!r}: only the cutover step sets cutover=true")
+        raise PropertyError(f"Step={step!r} with Conf.cutover={cutover!r}: only the cutover step sets cutover=true")
     return conf
 
 
 def report_location(props: Props) -> str:
     """Where the step leaves its result in S3 (contracts §3)."""
     base = f"s3://{props.conf['bucket']}/" + export_layout.export_base(
-        props.conf["prefix"], props.migration_id, props.conf.get("rerun") or "")
+        props.conf["prefix"], props.migration_id, props.conf.get("rerun") or ""
+    )
     return base + ("manifest.json" if props.step == "export" else "report.json")
 
 
 # ---- what an event asks for ------------------------------------------------------------
 
-def decide(event: dict, props: Optional[Props], *, stack_rolling_back: bool = False) -> dict:
+
+def decide(event: dict, props: Props | None, *, stack_rolling_back: bool = False) -> dict:
     """``{"action": "run" | "none", "reason": str}`` for a CloudFormation request.
 
     - Create: run (an existing run with the same id is adopted, never re-triggered).
@@ -202,6 +209,8 @@ def decide(event: dict, props: Optional[Props], *, stack_rolling_back: bool = Fa
     if kind == "Create":
         return {"action": "run", "reason": "create"}
     if kind == "Update":
+        if props is None:
+            raise PropertyError("an Update needs its resource properties")
         if event.get("PhysicalResourceId") == props.physical_id:
             return {"action": "none", "reason": f"update: resource already stands for run {props.run_id}"}
         if stack_rolling_back:
@@ -210,7 +219,7 @@ def decide(event: dict, props: Optional[Props], *, stack_rolling_back: bool = Fa
     raise PropertyError(f"RequestType={kind!r} is not Create, Update or Delete")
 
 
-def classify(run: Optional[dict]) -> str:
+def classify(run: dict | None) -> str:
     """``wait`` | ``success`` | ``failed`` | ``unknown`` for a run as ``airflow_api`` normalizes it.
 
     No run yet, or a run without a state, waits; a state Airflow does not define (a newer or
@@ -229,12 +238,16 @@ def classify(run: Optional[dict]) -> str:
 
 
 def unknown_state_message(props: Props, state: str) -> str:
-    return clip(f"DAG {props.dag_id} run {props.run_id} in MWAA environment {props.environment_name} is in "
-                f"state {state!r}, which this runner does not know (known: {', '.join(KNOWN_RUN_STATES)}); "
-                "it stops instead of waiting: check the run in the Airflow UI, then redeploy.", REASON_LIMIT)
+    return clip(
+        f"DAG {props.dag_id} run {props.run_id} in MWAA environment {props.environment_name} is in "
+        f"state {state!r}, which this runner does not know (known: {', '.join(KNOWN_RUN_STATES)}); "
+        "it stops instead of waiting: check the run in the Airflow UI, then redeploy.",
+        REASON_LIMIT,
+    )
 
 
 # ---- where a failure is and what to say ---------------------------------------------------
+
 
 def log_location(environment_name: str, dag_id: str, run_id_: str, ti: dict) -> tuple[str, str]:
     """CloudWatch log group and stream of a task attempt on MWAA.
@@ -263,25 +276,34 @@ def failed_tasks(tis: list[dict]) -> list[dict]:
 
 def failure_message(props: Props, tis: list[dict]) -> str:
     rid = props.run_id
-    head = (f"DAG {props.dag_id} run {rid} in MWAA environment {props.environment_name} "
-            f"failed (migration {props.migration_id}, step {props.step}).")
+    head = (
+        f"DAG {props.dag_id} run {rid} in MWAA environment {props.environment_name} "
+        f"failed (migration {props.migration_id}, step {props.step})."
+    )
     failed = failed_tasks(tis)
     if failed:
         first = failed[0]
         group, stream = log_location(props.environment_name, props.dag_id, rid, first)
         tries = first.get("try_number")
-        body = (f" Failed task: {first['task_id']}"
-                + (f" (try {tries})" if isinstance(tries, int) and tries > 0 else "")
-                + f". Log: CloudWatch log group {group}, stream {stream}"
-                + ("" if stream.endswith(".log") else "attempt=<N>.log") + ".")
+        body = (
+            f" Failed task: {first['task_id']}"
+            + (f" (try {tries})" if isinstance(tries, int) and tries > 0 else "")
+            + f". Log: CloudWatch log group {group}, stream {stream}"
+            + ("" if stream.endswith(".log") else "attempt=<N>.log")
+            + "."
+        )
         others = [t["task_id"] for t in failed[1:6]]
         if others:
             body += f" Also failed: {', '.join(others)}."
     else:
-        body = (f" No failed task instance was found; see the DAG run in the Airflow UI and the "
-                f"log group airflow-{props.environment_name}-Task.")
-    tail = (" The same MigrationId adopts this failed run again: fix the cause, then redeploy "
-            "with a new RerunToken (or a new MigrationId) to start a new run.")
+        body = (
+            f" No failed task instance was found; see the DAG run in the Airflow UI and the "
+            f"log group airflow-{props.environment_name}-Task."
+        )
+    tail = (
+        " The same MigrationId adopts this failed run again: fix the cause, then redeploy "
+        "with a new RerunToken (or a new MigrationId) to start a new run."
+    )
     return clip(head + body + tail, REASON_LIMIT)
 
 
@@ -291,14 +313,17 @@ def timeout_message(props: Props, state: str, waited_s: float) -> str:
         f"still {state or 'not started'} after {int(waited_s // 60)} min, the longest one "
         "deployment step may wait. The run goes on in Airflow. Redeploy with the same "
         "MigrationId to resume waiting on the same run (it is adopted, not triggered again).",
-        REASON_LIMIT)
+        REASON_LIMIT,
+    )
 
 
 def dag_missing_message(props: Props, waited_s: float) -> str:
-    return (f"DAG {props.dag_id} is not known to MWAA environment {props.environment_name} "
-            f"after {int(waited_s // 60)} min: check that the dags/ folder was published to the "
-            "environment's DAG bucket and that the DAG has no import errors (Airflow UI, "
-            f"log group airflow-{props.environment_name}-DAGProcessing). Redeploy to retry.")
+    return (
+        f"DAG {props.dag_id} is not known to MWAA environment {props.environment_name} "
+        f"after {int(waited_s // 60)} min: check that the dags/ folder was published to the "
+        "environment's DAG bucket and that the DAG has no import errors (Airflow UI, "
+        f"log group airflow-{props.environment_name}-DAGProcessing). Redeploy to retry."
+    )
 
 
 def clip(text: str, limit: int) -> str:

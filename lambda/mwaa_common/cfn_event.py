@@ -4,11 +4,12 @@ Every Provider-backed handler of this project (clone, DAG runs, and later ones) 
 :func:`parse_event` (``on_event``) or :func:`parse_waiter_event` (``is_complete``): a malformed
 event fails with one clear message naming the field, never a traceback from deep inside.
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 REQUEST_TYPES = ("Create", "Update", "Delete")
 # arn:{partition}:cloudformation:{region}:{account}:stack/{name}/{uuid}
@@ -24,13 +25,13 @@ class Event:
     request_type: str
     stack_id: str
     logical_id: str
-    physical_id: Optional[str]  # None on Create
+    physical_id: str | None  # None on Create
     properties: dict = field(default_factory=dict)
-    old_properties: Optional[dict] = None  # Update only
+    old_properties: dict | None = None  # Update only
     data: dict = field(default_factory=dict)  # is_complete: what on_event returned
 
 
-def _text(event: dict, key: str, *, required: bool) -> Optional[str]:
+def _text(event: dict, key: str, *, required: bool) -> str | None:
     value = event.get(key)
     if value is None or value == "":
         if required:
@@ -41,7 +42,7 @@ def _text(event: dict, key: str, *, required: bool) -> Optional[str]:
     return value
 
 
-def _mapping(event: dict, key: str, *, required: bool) -> Optional[dict]:
+def _mapping(event: dict, key: str, *, required: bool) -> dict | None:
     value = event.get(key)
     if value is None:
         if required:
@@ -80,7 +81,7 @@ def parse_waiter_event(event: Any) -> Event:
     return parse_event(event, waiter=True)
 
 
-def number(data: dict, key: str, *, default: Optional[float] = None) -> float:
+def number(data: dict, key: str, *, default: float | None = None) -> float:
     """A numeric value of the response Data (strings there, by CloudFormation's rules)."""
     value = data.get(key)
     if value in (None, ""):

@@ -4,18 +4,31 @@ Throttling and the services' own transient 5xx answers are retried with backoff;
 else is the request's fault and fails at once. (``dags/mwaa_migration`` runs inside Airflow,
 without ``lambda/``: its CloudWatch Logs copy keeps its own list, which adds Logs-specific codes.)
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-THROTTLING_CODES: frozenset[str] = frozenset({
-    "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
-    "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException",
-})
-SERVER_ERROR_CODES: frozenset[str] = frozenset({
-    "InternalServerException", "InternalFailure", "InternalError", "ServiceUnavailableException",
-    "ServiceUnavailable",
-})
+THROTTLING_CODES: frozenset[str] = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+    }
+)
+SERVER_ERROR_CODES: frozenset[str] = frozenset(
+    {
+        "InternalServerException",
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailableException",
+        "ServiceUnavailable",
+    }
+)
 RETRYABLE_CODES: frozenset[str] = THROTTLING_CODES | SERVER_ERROR_CODES
 
 # Airflow answers through InvokeRestApi (RestApiStatusCode) that mean "try again".

@@ -10,10 +10,10 @@ name against the botocore model, the CloudFormation schema cfn-lint ships and aw
 
 Pure Python (bundled with the Lambdas).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -21,10 +21,10 @@ class Setting:
     api: str  # CreateEnvironment parameter
     cfn: str  # AWS::MWAA::Environment property
     cdk: str  # aws_mwaa.CfnEnvironment keyword
-    prop: Optional[str]  # MwaaEnvironment / create_environment_parameters keyword (None: derived)
-    config: Optional[str]  # stage-file key in source/target (None: not configurable there)
+    prop: str | None  # MwaaEnvironment / create_environment_parameters keyword (None: derived)
+    config: str | None  # stage-file key in source/target (None: not configurable there)
     replaces: tuple[str, ...] = ()  # paths under ``cfn`` whose change replaces the environment
-    class_limit: Optional[str] = None  # mwaa_common.versions.check_class keyword
+    class_limit: str | None = None  # mwaa_common.versions.check_class keyword
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -33,39 +33,91 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ExecutionRoleArn", "ExecutionRoleArn", "execution_role_arn", "execution_role_arn", None),
     Setting("SourceBucketArn", "SourceBucketArn", "source_bucket_arn", "source_bucket_arn", None),
     Setting("DagS3Path", "DagS3Path", "dag_s3_path", "dag_s3_path", "dag_s3_path"),
-    Setting("NetworkConfiguration", "NetworkConfiguration", "network_configuration", None, None,
-            replaces=("NetworkConfiguration.SubnetIds",)),
-    Setting("WebserverAccessMode", "WebserverAccessMode", "webserver_access_mode", "webserver_access_mode",
-            "webserver_access_mode"),
+    Setting(
+        "NetworkConfiguration",
+        "NetworkConfiguration",
+        "network_configuration",
+        None,
+        None,
+        replaces=("NetworkConfiguration.SubnetIds",),
+    ),
+    Setting(
+        "WebserverAccessMode",
+        "WebserverAccessMode",
+        "webserver_access_mode",
+        "webserver_access_mode",
+        "webserver_access_mode",
+    ),
     Setting("EnvironmentClass", "EnvironmentClass", "environment_class", "environment_class", "environment_class"),
     Setting("Schedulers", "Schedulers", "schedulers", "schedulers", "schedulers", class_limit="schedulers"),
     Setting("MinWorkers", "MinWorkers", "min_workers", "min_workers", "min_workers", class_limit="min_workers"),
     Setting("MaxWorkers", "MaxWorkers", "max_workers", "max_workers", "max_workers", class_limit="max_workers"),
-    Setting("MinWebservers", "MinWebservers", "min_webservers", "min_webservers", "min_webservers",
-            class_limit="min_webservers"),
-    Setting("MaxWebservers", "MaxWebservers", "max_webservers", "max_webservers", "max_webservers",
-            class_limit="max_webservers"),
+    Setting(
+        "MinWebservers",
+        "MinWebservers",
+        "min_webservers",
+        "min_webservers",
+        "min_webservers",
+        class_limit="min_webservers",
+    ),
+    Setting(
+        "MaxWebservers",
+        "MaxWebservers",
+        "max_webservers",
+        "max_webservers",
+        "max_webservers",
+        class_limit="max_webservers",
+    ),
     Setting("KmsKey", "KmsKey", "kms_key", "kms_key_arn", "customer_kms_key", replaces=("KmsKey",)),
-    Setting("WeeklyMaintenanceWindowStart", "WeeklyMaintenanceWindowStart", "weekly_maintenance_window_start",
-            "weekly_maintenance_window_start", "weekly_maintenance_window_start"),
-    Setting("AirflowConfigurationOptions", "AirflowConfigurationOptions", "airflow_configuration_options",
-            "airflow_configuration_options", "airflow_configuration_options"),
+    Setting(
+        "WeeklyMaintenanceWindowStart",
+        "WeeklyMaintenanceWindowStart",
+        "weekly_maintenance_window_start",
+        "weekly_maintenance_window_start",
+        "weekly_maintenance_window_start",
+    ),
+    Setting(
+        "AirflowConfigurationOptions",
+        "AirflowConfigurationOptions",
+        "airflow_configuration_options",
+        "airflow_configuration_options",
+        "airflow_configuration_options",
+    ),
     Setting("Tags", "Tags", "tags", "tags", "tags"),
-    Setting("RequirementsS3Path", "RequirementsS3Path", "requirements_s3_path", "requirements",
-            "requirements.s3_path"),
-    Setting("RequirementsS3ObjectVersion", "RequirementsS3ObjectVersion", "requirements_s3_object_version",
-            "requirements", "requirements.object_version"),
+    Setting("RequirementsS3Path", "RequirementsS3Path", "requirements_s3_path", "requirements", "requirements.s3_path"),
+    Setting(
+        "RequirementsS3ObjectVersion",
+        "RequirementsS3ObjectVersion",
+        "requirements_s3_object_version",
+        "requirements",
+        "requirements.object_version",
+    ),
     Setting("PluginsS3Path", "PluginsS3Path", "plugins_s3_path", "plugins", "plugins.s3_path"),
-    Setting("PluginsS3ObjectVersion", "PluginsS3ObjectVersion", "plugins_s3_object_version", "plugins",
-            "plugins.object_version"),
-    Setting("StartupScriptS3Path", "StartupScriptS3Path", "startup_script_s3_path", "startup_script",
-            "startup_script.s3_path"),
-    Setting("StartupScriptS3ObjectVersion", "StartupScriptS3ObjectVersion", "startup_script_s3_object_version",
-            "startup_script", "startup_script.object_version"),
-    Setting("LoggingConfiguration", "LoggingConfiguration", "logging_configuration", "log_levels",
-            "logging.levels"),
-    Setting("EndpointManagement", "EndpointManagement", "endpoint_management", None, None,
-            replaces=("EndpointManagement",)),
+    Setting(
+        "PluginsS3ObjectVersion",
+        "PluginsS3ObjectVersion",
+        "plugins_s3_object_version",
+        "plugins",
+        "plugins.object_version",
+    ),
+    Setting(
+        "StartupScriptS3Path",
+        "StartupScriptS3Path",
+        "startup_script_s3_path",
+        "startup_script",
+        "startup_script.s3_path",
+    ),
+    Setting(
+        "StartupScriptS3ObjectVersion",
+        "StartupScriptS3ObjectVersion",
+        "startup_script_s3_object_version",
+        "startup_script",
+        "startup_script.object_version",
+    ),
+    Setting("LoggingConfiguration", "LoggingConfiguration", "logging_configuration", "log_levels", "logging.levels"),
+    Setting(
+        "EndpointManagement", "EndpointManagement", "endpoint_management", None, None, replaces=("EndpointManagement",)
+    ),
 )
 
 BY_API: dict[str, Setting] = {s.api: s for s in SETTINGS}
@@ -79,9 +131,20 @@ REPLACEMENT_PATHS: tuple[str, ...] = tuple(p for s in SETTINGS for p in s.replac
 
 # Settings that are a scalar value of a create_environment_parameters keyword of the same meaning.
 SCALAR_PROPS: dict[str, str] = {
-    s.prop: s.api for s in SETTINGS
-    if s.prop and s.api in ("EnvironmentClass", "Schedulers", "MinWorkers", "MaxWorkers", "MinWebservers",
-                            "MaxWebservers", "KmsKey", "WeeklyMaintenanceWindowStart")
+    s.prop: s.api
+    for s in SETTINGS
+    if s.prop
+    and s.api
+    in (
+        "EnvironmentClass",
+        "Schedulers",
+        "MinWorkers",
+        "MaxWorkers",
+        "MinWebservers",
+        "MaxWebservers",
+        "KmsKey",
+        "WeeklyMaintenanceWindowStart",
+    )
 }
 
 # S3 files (requirements, plugins, startup script): prop -> (path parameter, object-version parameter).

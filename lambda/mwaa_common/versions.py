@@ -8,10 +8,10 @@ folder is the asset) and imported by the CDK app with ``lambda/`` on ``sys.path`
 CreateEnvironment stays the final judge: a version MWAA no longer offers is refused by
 the service even when this table still lists it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 # status:
 #   "available"  - MWAA creates environments of this version (botocore's documented list)
@@ -29,39 +29,94 @@ from typing import Optional
 _SM_CONTRIB = "airflow.contrib.secrets.aws_secrets_manager.SecretsManagerBackend"
 _SM_PROVIDER = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
 VERSIONS: dict[str, dict] = {
-    "1.10.12": {"status": "retired", "rest_api": None, "metadata_db_from_tasks": True,
-                "migration_schema": None, "secrets_backend": _SM_CONTRIB,
-                "alembic_head": None},
-    "2.7.2": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-              "migration_schema": "2.7.2", "secrets_backend": _SM_PROVIDER,
-              "alembic_head": "405de8318b3a"},
-    "2.8.1": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-              "migration_schema": "2.8.1", "secrets_backend": _SM_PROVIDER,
-              "alembic_head": "88344c1d9134"},
-    "2.9.2": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-              "migration_schema": "2.9.2", "secrets_backend": _SM_PROVIDER,
-              "alembic_head": "686269002441"},
-    "2.10.1": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER,
-               "alembic_head": "22ed7efa9da2"},
-    "2.10.3": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER,
-               "alembic_head": "5f2621c13b39"},
-    "2.11.0": {"status": "available", "rest_api": "v1", "metadata_db_from_tasks": True,
-               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER,
-               "alembic_head": "5f2621c13b39"},
-    "2.11.2": {"status": "image-only", "rest_api": "v1", "metadata_db_from_tasks": True,
-               "migration_schema": "2.10.3", "secrets_backend": _SM_PROVIDER,
-               "alembic_head": "5f2621c13b39"},
-    "3.0.6": {"status": "available", "rest_api": "v2", "metadata_db_from_tasks": False,
-              "migration_schema": "3.0.6", "secrets_backend": _SM_PROVIDER,
-              "alembic_head": "fe199e1abd77"},
-    "3.2.1": {"status": "image-only", "rest_api": "v2", "metadata_db_from_tasks": False,
-              "migration_schema": None, "secrets_backend": _SM_PROVIDER,
-              "alembic_head": None},
-    "3.3.1": {"status": "image-only", "rest_api": "v2", "metadata_db_from_tasks": False,
-              "migration_schema": None, "secrets_backend": _SM_PROVIDER,
-              "alembic_head": None},
+    "1.10.12": {
+        "status": "retired",
+        "rest_api": None,
+        "metadata_db_from_tasks": True,
+        "migration_schema": None,
+        "secrets_backend": _SM_CONTRIB,
+        "alembic_head": None,
+    },
+    "2.7.2": {
+        "status": "available",
+        "rest_api": "v1",
+        "metadata_db_from_tasks": True,
+        "migration_schema": "2.7.2",
+        "secrets_backend": _SM_PROVIDER,
+        "alembic_head": "405de8318b3a",
+    },
+    "2.8.1": {
+        "status": "available",
+        "rest_api": "v1",
+        "metadata_db_from_tasks": True,
+        "migration_schema": "2.8.1",
+        "secrets_backend": _SM_PROVIDER,
+        "alembic_head": "88344c1d9134",
+    },
+    "2.9.2": {
+        "status": "available",
+        "rest_api": "v1",
+        "metadata_db_from_tasks": True,
+        "migration_schema": "2.9.2",
+        "secrets_backend": _SM_PROVIDER,
+        "alembic_head": "686269002441",
+    },
+    "2.10.1": {
+        "status": "available",
+        "rest_api": "v1",
+        "metadata_db_from_tasks": True,
+        "migration_schema": "2.10.3",
+        "secrets_backend": _SM_PROVIDER,
+        "alembic_head": "22ed7efa9da2",
+    },
+    "2.10.3": {
+        "status": "available",
+        "rest_api": "v1",
+        "metadata_db_from_tasks": True,
+        "migration_schema": "2.10.3",
+        "secrets_backend": _SM_PROVIDER,
+        "alembic_head": "5f2621c13b39",
+    },
+    "2.11.0": {
+        "status": "available",
+        "rest_api": "v1",
+        "metadata_db_from_tasks": True,
+        "migration_schema": "2.10.3",
+        "secrets_backend": _SM_PROVIDER,
+        "alembic_head": "5f2621c13b39",
+    },
+    "2.11.2": {
+        "status": "image-only",
+        "rest_api": "v1",
+        "metadata_db_from_tasks": True,
+        "migration_schema": "2.10.3",
+        "secrets_backend": _SM_PROVIDER,
+        "alembic_head": "5f2621c13b39",
+    },
+    "3.0.6": {
+        "status": "available",
+        "rest_api": "v2",
+        "metadata_db_from_tasks": False,
+        "migration_schema": "3.0.6",
+        "secrets_backend": _SM_PROVIDER,
+        "alembic_head": "fe199e1abd77",
+    },
+    "3.2.1": {
+        "status": "image-only",
+        "rest_api": "v2",
+        "metadata_db_from_tasks": False,
+        "migration_schema": None,
+        "secrets_backend": _SM_PROVIDER,
+        "alembic_head": None,
+    },
+    "3.3.1": {
+        "status": "image-only",
+        "rest_api": "v2",
+        "metadata_db_from_tasks": False,
+        "migration_schema": None,
+        "secrets_backend": _SM_PROVIDER,
+        "alembic_head": None,
+    },
 }
 
 # Environment classes. ``autoscaling`` False means min == max == 1 for workers.
@@ -82,22 +137,34 @@ ENVIRONMENT_CLASSES: dict[str, dict] = {
 # always valid when allowed); "refused" = MWAA does not allow it at all.
 # Source: MWAA user guide (upgrading, downgrading) as summarised in shared/reference/mwaa.md.
 UPGRADE_RULES: tuple[dict, ...] = (
-    {"when": "target_is_1_10", "path": "refused",
-     "reason": "Airflow 1.10.x is retired: MWAA creates no new 1.10 environment"},
-    {"when": "same_version", "path": "new_environment",
-     "reason": "same version: a blue/green copy into a new environment"},
-    {"when": "source_is_1_10", "path": "new_environment",
-     "reason": "1.10.x always needs a new environment (no in-place upgrade to 2.x)"},
-    {"when": "downgrade_3_to_2_11", "path": "in_place",
-     "reason": "3.x -> 2.11.x is the one downgrade MWAA allows"},
-    {"when": "downgrade", "path": "refused",
-     "reason": "downgrades are not allowed (only 3.x -> 2.11.x is)"},
-    {"when": "same_major", "path": "in_place",
-     "reason": "minor upgrades within one major version are allowed in place"},
-    {"when": "2_11_to_3", "path": "in_place",
-     "reason": "2.x -> 3.x in place is allowed only from the latest 2.11.x"},
-    {"when": "2_to_3", "path": "new_environment",
-     "reason": "2.x -> 3.x from 2.10.x or older needs a new environment (or first go to 2.11.x in place)"},
+    {
+        "when": "target_is_1_10",
+        "path": "refused",
+        "reason": "Airflow 1.10.x is retired: MWAA creates no new 1.10 environment",
+    },
+    {
+        "when": "same_version",
+        "path": "new_environment",
+        "reason": "same version: a blue/green copy into a new environment",
+    },
+    {
+        "when": "source_is_1_10",
+        "path": "new_environment",
+        "reason": "1.10.x always needs a new environment (no in-place upgrade to 2.x)",
+    },
+    {"when": "downgrade_3_to_2_11", "path": "in_place", "reason": "3.x -> 2.11.x is the one downgrade MWAA allows"},
+    {"when": "downgrade", "path": "refused", "reason": "downgrades are not allowed (only 3.x -> 2.11.x is)"},
+    {
+        "when": "same_major",
+        "path": "in_place",
+        "reason": "minor upgrades within one major version are allowed in place",
+    },
+    {"when": "2_11_to_3", "path": "in_place", "reason": "2.x -> 3.x in place is allowed only from the latest 2.11.x"},
+    {
+        "when": "2_to_3",
+        "path": "new_environment",
+        "reason": "2.x -> 3.x from 2.10.x or older needs a new environment (or first go to 2.11.x in place)",
+    },
 )
 
 
@@ -119,8 +186,7 @@ def known_versions() -> list[str]:
 def info(version: str) -> dict:
     """The table row of a version, or a VersionError that lists what is known."""
     if version not in VERSIONS:
-        raise VersionError(
-            f"unknown Airflow version {version!r}; known: {', '.join(known_versions())}")
+        raise VersionError(f"unknown Airflow version {version!r}; known: {', '.join(known_versions())}")
     return VERSIONS[version]
 
 
@@ -181,35 +247,47 @@ def check_creatable(version: str) -> None:
     if row["status"] == "retired":
         raise VersionError(
             f"Airflow {version} is retired on MWAA: no new environment can be created with it; "
-            f"creatable: {', '.join(v for v in known_versions() if VERSIONS[v]['status'] != 'retired')}")
+            f"creatable: {', '.join(v for v in known_versions() if VERSIONS[v]['status'] != 'retired')}"
+        )
 
 
-def check_class(environment_class: str, *, schedulers: Optional[int] = None,
-                min_workers: Optional[int] = None, max_workers: Optional[int] = None,
-                min_webservers: Optional[int] = None, max_webservers: Optional[int] = None) -> None:
+def check_class(
+    environment_class: str,
+    *,
+    schedulers: int | None = None,
+    min_workers: int | None = None,
+    max_workers: int | None = None,
+    min_webservers: int | None = None,
+    max_webservers: int | None = None,
+) -> None:
     """Raise VersionError naming the first field outside the class's limits."""
     if environment_class not in ENVIRONMENT_CLASSES:
         raise VersionError(
-            f"unknown environment class {environment_class!r}; allowed: {', '.join(ENVIRONMENT_CLASSES)}")
+            f"unknown environment class {environment_class!r}; allowed: {', '.join(ENVIRONMENT_CLASSES)}"
+        )
     limits = ENVIRONMENT_CLASSES[environment_class]
-    checks = (("schedulers", schedulers, "schedulers"),
-              ("min_workers", min_workers, "workers"), ("max_workers", max_workers, "workers"),
-              ("min_webservers", min_webservers, "webservers"),
-              ("max_webservers", max_webservers, "webservers"))
+    checks = (
+        ("schedulers", schedulers, "schedulers"),
+        ("min_workers", min_workers, "workers"),
+        ("max_workers", max_workers, "workers"),
+        ("min_webservers", min_webservers, "webservers"),
+        ("max_webservers", max_webservers, "webservers"),
+    )
     for field, value, kind in checks:
         if value is None:
             continue
         lo, hi = limits[kind]
         if not lo <= value <= hi:
-            raise VersionError(
-                f"{field}={value} is outside {environment_class}'s {kind} range {lo}..{hi}")
-    for lo_field, lo_val, hi_field, hi_val in (("min_workers", min_workers, "max_workers", max_workers),
-                                               ("min_webservers", min_webservers, "max_webservers", max_webservers)):
+            raise VersionError(f"{field}={value} is outside {environment_class}'s {kind} range {lo}..{hi}")
+    for lo_field, lo_val, hi_field, hi_val in (
+        ("min_workers", min_workers, "max_workers", max_workers),
+        ("min_webservers", min_webservers, "max_webservers", max_webservers),
+    ):
         if lo_val is not None and hi_val is not None and lo_val > hi_val:
             raise VersionError(f"{lo_field}={lo_val} is greater than {hi_field}={hi_val}")
 
 
-def alembic_head(version: str) -> Optional[str]:
+def alembic_head(version: str) -> str | None:
     """The alembic revision a database of ``version`` is at after ``airflow db migrate``."""
     return info(version)["alembic_head"]
 

@@ -1,4 +1,5 @@
 """CustomResourceProvider on its own: what every Provider-backed resource of the project gets."""
+
 from __future__ import annotations
 
 import json
@@ -21,16 +22,25 @@ ENV = cdk.Environment(account="111122223333", region="eu-west-1")
 
 
 def _statements():
-    return [iam.PolicyStatement(sid="ReadThing", actions=["airflow:GetEnvironment"],
-                                resources=["arn:aws:airflow:eu-west-1:111122223333:environment/x"]),
-            iam.PolicyStatement(sid="DescribeAll", actions=["ec2:DescribeVpcs"], resources=["*"])]
+    return [
+        iam.PolicyStatement(
+            sid="ReadThing",
+            actions=["airflow:GetEnvironment"],
+            resources=["arn:aws:airflow:eu-west-1:111122223333:environment/x"],
+        ),
+        iam.PolicyStatement(sid="DescribeAll", actions=["ec2:DescribeVpcs"], resources=["*"]),
+    ]
 
 
 def build(**kw):
     app = cdk.App()
     stack = cdk.Stack(app, "Crp", env=ENV)
-    props = dict(handler_module="dag_runner.handler", description="test handlers", statements=_statements(),
-                 wildcard_reasons={"DescribeAll": "ec2:DescribeVpcs has no resource-level permission"})
+    props = dict(
+        handler_module="dag_runner.handler",
+        description="test handlers",
+        statements=_statements(),
+        wildcard_reasons={"DescribeAll": "ec2:DescribeVpcs has no resource-level permission"},
+    )
     props.update(kw)
     provider = CustomResourceProvider(stack, "P", **props)
     resource = provider.add_resource("R", resource_type="Custom::Thing", properties={"A": "1"})
@@ -48,8 +58,11 @@ def _of_type(t, kind):
 
 def test_one_role_one_policy_with_exactly_the_statements(built):
     _, stack, provider, _, t = built
-    policies = [p for p in _of_type(t, "AWS::IAM::Policy").values()
-                if {"Ref": stack.get_logical_id(provider.handler_role.node.default_child)} in p["Properties"]["Roles"]]
+    policies = [
+        p
+        for p in _of_type(t, "AWS::IAM::Policy").values()
+        if {"Ref": stack.get_logical_id(provider.handler_role.node.default_child)} in p["Properties"]["Roles"]
+    ]
     (policy,) = policies
     sids = [s["Sid"] for s in policy["Properties"]["PolicyDocument"]["Statement"]]
     assert sids == ["ReadThing", "DescribeAll", "WriteOwnLogs"]
@@ -71,8 +84,11 @@ def test_waiter_logging_is_off_and_budget_is_under_the_timeout(built):
     assert "LoggingConfiguration" not in machine["Properties"]
     # 3600 - 30 (poll) - 120 (is_complete run) - 30 (slack)
     assert provider.wait_budget_seconds == 3420
-    fns = [f for f in _of_type(t, "AWS::Lambda::Function").values()
-           if f["Properties"].get("Handler", "").startswith("dag_runner.handler.")]
+    fns = [
+        f
+        for f in _of_type(t, "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler", "").startswith("dag_runner.handler.")
+    ]
     assert len(fns) == 2
     assert all(f["Properties"]["Environment"]["Variables"]["WAIT_BUDGET_SECONDS"] == "3420" for f in fns)
 
@@ -105,13 +121,25 @@ def test_without_is_complete_there_is_no_waiter():
 def test_in_a_vpc_the_eni_statement_is_inline_and_acknowledged():
     app = cdk.App()
     stack = cdk.Stack(app, "CrpVpc", env=ENV)
-    vpc = ec2.Vpc(stack, "Vpc", availability_zones=["eu-west-1a", "eu-west-1b"], nat_gateways=0,
-                  subnet_configuration=[ec2.SubnetConfiguration(name="p", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)],
-                  flow_logs={"all": ec2.FlowLogOptions()})
+    vpc = ec2.Vpc(
+        stack,
+        "Vpc",
+        availability_zones=["eu-west-1a", "eu-west-1b"],
+        nat_gateways=0,
+        subnet_configuration=[ec2.SubnetConfiguration(name="p", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)],
+        flow_logs={"all": ec2.FlowLogOptions()},
+    )
     sg = ec2.SecurityGroup(stack, "Sg", vpc=vpc, allow_all_outbound=False, description="handlers")
-    provider = CustomResourceProvider(stack, "P", handler_module="dag_runner.handler", description="d",
-                                      statements=[], vpc=vpc, security_group=sg,
-                                      vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED))
+    provider = CustomResourceProvider(
+        stack,
+        "P",
+        handler_module="dag_runner.handler",
+        description="d",
+        statements=[],
+        vpc=vpc,
+        security_group=sg,
+        vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+    )
     assert "AwsSolutions-IAM5[Resource::*]" in provider.acknowledged
     t = Template.from_stack(stack).to_json()
     in_vpc = [f for f in _of_type(t, "AWS::Lambda::Function").values() if "VpcConfig" in f["Properties"]]
@@ -119,16 +147,21 @@ def test_in_a_vpc_the_eni_statement_is_inline_and_acknowledged():
     assert AwsSolutionsChecks(app).validate_scope(app).violations == []
 
 
-@pytest.mark.parametrize("kw,message", [
-    ({"total_timeout": cdk.Duration.minutes(61)}, "exceeds the Provider framework's limit of 1 hour"),
-    ({"query_interval": cdk.Duration.seconds(5)}, "query_interval=5 seconds is below 10 seconds"),
-    ({"total_timeout": cdk.Duration.minutes(3)}, "leaves no time to wait"),
-    ({"handler_module": "nope.handler"}, r"no lambda/nope/handler.py"),
-    ({"log_retention_days": 2}, "log retention 2 days is not allowed"),
-    ({"statements": [iam.PolicyStatement(sid="Wild", actions=["s3:*"], resources=["*"])]},
-     "statement 'Wild' has wildcards"),
-    ({"vpc": "x"}, "give all three"),
-])
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        ({"total_timeout": cdk.Duration.minutes(61)}, "exceeds the Provider framework's limit of 1 hour"),
+        ({"query_interval": cdk.Duration.seconds(5)}, "query_interval=5 seconds is below 10 seconds"),
+        ({"total_timeout": cdk.Duration.minutes(3)}, "leaves no time to wait"),
+        ({"handler_module": "nope.handler"}, r"no lambda/nope/handler.py"),
+        ({"log_retention_days": 2}, "log retention 2 days is not allowed"),
+        (
+            {"statements": [iam.PolicyStatement(sid="Wild", actions=["s3:*"], resources=["*"])]},
+            "statement 'Wild' has wildcards",
+        ),
+        ({"vpc": "x"}, "give all three"),
+    ],
+)
 def test_bad_props(kw, message):
     with pytest.raises((ValueError, KeyError), match=message):
         build(**kw)

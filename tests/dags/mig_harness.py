@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "tools" / "dev"))
 
 import airflow_envs  # noqa: E402
 import pgcluster  # noqa: E402
@@ -23,7 +23,7 @@ SOURCE_KEY = airflow_envs.FERNET_KEY_DEFAULT
 TARGET_KEY = "Lf8d4G8n3Fh3o9K1mJrQ2s5Xv7Yb0Zc4Ae6Tg8Hi0Jk="
 SEED_ROWS = 60
 BUCKET = "mig-test-bucket"
-SECRET = 'p@ss "wörd"\nwith newline, comma'  # tools/seed.py
+SECRET = 'p@ss "wörd"\nwith newline, comma'  # tools/dev/seed.py
 
 
 def _lock(name):
@@ -32,7 +32,7 @@ def _lock(name):
 
 
 def _tag(*parts) -> str:
-    seed = (REPO / "tools" / "seed.py").read_bytes()
+    seed = (REPO / "tools" / "dev" / "seed.py").read_bytes()
     h = hashlib.sha256(json.dumps([airflow_envs.requirements(p) if p[0].isdigit() else p
                                    for p in parts]).encode() + seed).hexdigest()[:8]
     return h
@@ -54,7 +54,7 @@ def template(version: str, *, seeded: bool, upgraded_from: str | None = None) ->
         first = upgraded_from or version
         airflow_envs.migrate(first, url, fernet_key=SOURCE_KEY)
         if seeded:
-            airflow_envs.run_python(first, [str(REPO / "tools" / "seed.py"), "--rows", str(SEED_ROWS)],
+            airflow_envs.run_python(first, [str(REPO / "tools" / "dev" / "seed.py"), "--rows", str(SEED_ROWS)],
                                     db_url=url, fernet_key=SOURCE_KEY)
         if upgraded_from:
             airflow_envs.migrate(version, url, fernet_key=SOURCE_KEY)

@@ -37,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     ap = parser or _Parser(
-        prog="datapipeline",
+        prog="mwaa-upgrade datapipeline",
         description="Convert AWS Data Pipeline definitions into Airflow DAGs for MWAA.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

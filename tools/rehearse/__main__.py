@@ -1,4 +1,5 @@
 """Entry point: ``python -m tools.rehearse [flags]`` from the repository root."""
+
 import sys
 from pathlib import Path
 

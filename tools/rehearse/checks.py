@@ -12,11 +12,11 @@ import gzip
 import hashlib
 import json
 import os
-import re
 import zlib
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from mwaa_common import names
 from mwaa_common import versions as V
 
 
@@ -245,7 +245,7 @@ def generate_fernet_key() -> str:
 
 # ---- export folders --------------------------------------------------------------------
 
-MIGRATION_ID = re.compile(r"^[a-z0-9-]{1,40}$")
+MIGRATION_ID = names.MIGRATION_ID_RE  # lambda/mwaa_common/names.py
 
 
 def _sha256(path: Path) -> str:

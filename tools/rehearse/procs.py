@@ -9,6 +9,7 @@ reaches only the rehearsal, which then ends the whole group of the step in fligh
 child would report at least the rehearsal's own size.)
 No psutil: /proc is read directly (Linux only, as the rest of the tooling).
 """
+
 from __future__ import annotations
 
 import os
@@ -18,9 +19,9 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 15.0
@@ -30,7 +31,7 @@ GRACE_SECONDS = 5.0
 class StepFailed(RuntimeError):
     """A child exited non-zero; the message carries the tail of its output."""
 
-    def __init__(self, step: str, returncode: int, tail: list[str], log_path: Optional[Path]):
+    def __init__(self, step: str, returncode: int, tail: list[str], log_path: Path | None):
         self.step, self.returncode, self.tail, self.log_path = step, returncode, tail, log_path
         last = next((line.strip() for line in reversed(tail) if line.strip()), "no output")
         self.short = f"step {step!r} failed (exit {returncode}): {last[:300]}"
@@ -51,7 +52,7 @@ _current: dict[int, subprocess.Popen] = {}
 _lock = threading.Lock()
 
 
-def group_rss_bytes(pgid: int, hwm: Optional[dict] = None) -> int:
+def group_rss_bytes(pgid: int, hwm: dict | None = None) -> int:
     """Sum of VmRSS of every process whose process group is ``pgid``.
 
     With ``hwm``, also records each process's VmHWM (its own peak since exec), which catches
@@ -65,7 +66,7 @@ def group_rss_bytes(pgid: int, hwm: Optional[dict] = None) -> int:
             with open(f"/proc/{entry.name}/stat", "rb") as fh:
                 stat = fh.read()
             # fields after the parenthesised comm: state ppid pgrp ...
-            rest = stat[stat.rindex(b")") + 2:].split()
+            rest = stat[stat.rindex(b")") + 2 :].split()
             if int(rest[2]) != pgid:
                 continue
             with open(f"/proc/{entry.name}/status", "rb") as fh:
@@ -116,11 +117,19 @@ def terminate_all() -> None:
         terminate_group(proc)
 
 
-def run(argv: Sequence[str], *, env: Optional[dict] = None, cwd: Optional[str] = None,
-        log_path: Optional[Path] = None, label: str = "",
-        echo: Callable[[str], None] = lambda line: print(line, flush=True),
-        show_output: bool = True, heartbeat: float = HEARTBEAT_SECONDS,
-        tail_lines: int = 40, keep_output: bool = False) -> ChildResult:
+def run(
+    argv: Sequence[str],
+    *,
+    env: dict | None = None,
+    cwd: str | None = None,
+    log_path: Path | None = None,
+    label: str = "",
+    echo: Callable[[str], None] = lambda line: print(line, flush=True),
+    show_output: bool = True,
+    heartbeat: float = HEARTBEAT_SECONDS,
+    tail_lines: int = 40,
+    keep_output: bool = False,
+) -> ChildResult:
     """Run ``argv`` in its own process group; stream its output; measure it.
 
     Output lines go to ``log_path`` (all of them) and, with ``show_output``, to ``echo``
@@ -129,10 +138,19 @@ def run(argv: Sequence[str], *, env: Optional[dict] = None, cwd: Optional[str] =
     """
     started = time.monotonic()
     logf = open(log_path, "a", encoding="utf-8") if log_path else None
-    proc = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, text=True, encoding="utf-8",
-                            errors="replace", bufsize=1)
+    proc = subprocess.Popen(
+        list(argv),
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        bufsize=1,
+    )
     with _lock:
         _current[proc.pid] = proc
     tail: deque[str] = deque(maxlen=tail_lines)
@@ -154,26 +172,15 @@ def run(argv: Sequence[str], *, env: Optional[dict] = None, cwd: Optional[str] =
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
-    peak = 0
     hwm: dict[str, int] = {}
     try:
-        while True:
-            try:
-                pid, status = os.waitpid(proc.pid, os.WNOHANG)
-            except ChildProcessError:  # reaped by terminate_group (Ctrl-C from another thread)
-                proc.wait()
-                break
-            if pid == proc.pid:
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                break
-            rss = group_rss_bytes(proc.pid, hwm)
-            peak = max(peak, rss)
-            now = time.monotonic()
-            if heartbeat and now - last_line[0] >= heartbeat:
-                echo(f"  {label}... still running, {now - started:.0f}s, "
-                     f"{rss / 2**20:.0f} MB")
-                last_line[0] = now
-            time.sleep(POLL_SECONDS)
+        peak = _wait(
+            proc,
+            hwm,
+            last_line,
+            lambda rss, now: echo(f"  {label}... still running, {now - started:.0f}s, {rss / 2**20:.0f} MB"),
+            heartbeat,
+        )
         # grandchildren left behind in the group (daemons) must not outlive the step
         if _group_alive(proc.pid):
             terminate_group(proc, grace=1.0)
@@ -186,11 +193,40 @@ def run(argv: Sequence[str], *, env: Optional[dict] = None, cwd: Optional[str] =
             _current.pop(proc.pid, None)
         if logf:
             logf.close()
-    return ChildResult(proc.returncode, time.monotonic() - started, max([peak, *hwm.values()]),
-                       kept if keep_output else list(tail))
+    return ChildResult(
+        proc.returncode, time.monotonic() - started, max([peak, *hwm.values()]), kept if keep_output else list(tail)
+    )
 
 
-def check(result: ChildResult, step: str, log_path: Optional[Path]) -> ChildResult:
+def _wait(
+    proc: subprocess.Popen,
+    hwm: dict[str, int],
+    last_line: list[float],
+    beat: Callable[[int, float], None],
+    heartbeat: float,
+) -> int:
+    """Poll until ``proc`` ends (sets its returncode); sample the group's memory and call
+    ``beat(rss, now)`` after ``heartbeat`` seconds without output. Returns the peak summed RSS."""
+    peak = 0
+    while True:
+        try:
+            pid, status = os.waitpid(proc.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by terminate_group (Ctrl-C from another thread)
+            proc.wait()
+            return peak
+        if pid == proc.pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return peak
+        rss = group_rss_bytes(proc.pid, hwm)
+        peak = max(peak, rss)
+        now = time.monotonic()
+        if heartbeat and now - last_line[0] >= heartbeat:
+            beat(rss, now)
+            last_line[0] = now
+        time.sleep(POLL_SECONDS)
+
+
+def check(result: ChildResult, step: str, log_path: Path | None) -> ChildResult:
     if result.returncode != 0:
         raise StepFailed(step, result.returncode, result.output[-20:], log_path)
     return result
@@ -203,6 +239,7 @@ class Interrupted(KeyboardInterrupt):
 def install_signal_handlers() -> None:
     def on_term(signum, frame):  # noqa: ARG001
         raise Interrupted(f"signal {signum}")
+
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
 

@@ -3,6 +3,7 @@
 analysis (pure, template dicts in, review dict out), rules (the data it judges by),
 assembly (reads cdk.out, builds a baseline from a git ref), report (Markdown, summary).
 """
+
 from __future__ import annotations
 
 import sys

@@ -13,6 +13,7 @@ that no cdk-nag acknowledgement with a reason covers, 2 on bad input, 3 when the
 comparison finds a change that would replace a live MWAA environment and the stage does not
 allow it (``allow_environment_replacement``): refused whatever the other options.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,17 +28,23 @@ SHOWN_FLAGS = 25
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.review", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="mwaa-upgrade review", description=__doc__.split("\n")[0])
     parser.add_argument("--cdk-out", required=True, help="cloud assembly directory (one stage)")
     parser.add_argument("--baseline", help="previous cloud assembly directory, or a git ref")
-    parser.add_argument("--baseline-cmd", default="make synth",
-                        help="command synthesizing a git-ref baseline (runs in the extracted tree)")
+    parser.add_argument(
+        "--baseline-cmd",
+        default="make synth",
+        help="command synthesizing a git-ref baseline (runs in the extracted tree)",
+    )
     parser.add_argument("--baseline-out", help="assembly path the command leaves (default: --cdk-out)")
     parser.add_argument("--repo", default=".", help="git repository for a ref baseline (default: .)")
     parser.add_argument("--out", help="write the Markdown review here")
     parser.add_argument("--title", help="report title (default: the --cdk-out path)")
-    parser.add_argument("--fail-on-flags", action="store_true",
-                        help="exit 1 when a flag is not acknowledged (acknowledged ones never fail)")
+    parser.add_argument(
+        "--fail-on-flags",
+        action="store_true",
+        help="exit 1 when a flag is not acknowledged (acknowledged ones never fail)",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -49,9 +56,12 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 repo = Path(args.repo).resolve()
                 baseline_dir = baseline_from_git(
-                    repo=repo, ref=args.baseline, command=args.baseline_cmd,
+                    repo=repo,
+                    ref=args.baseline,
+                    command=args.baseline_cmd,
                     out=args.baseline_out or args.cdk_out,
-                    cache_dir=repo / ".cache" / "review-baseline")
+                    cache_dir=repo / ".cache" / "review-baseline",
+                )
             baseline, _ = load_cloud_assembly(baseline_dir)
             label = f"`{args.baseline}`"
     except ReviewInputError as exc:
@@ -76,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         print(f"review written to {args.out}")
     if result["refused"]:
-        print(f"review: REFUSED: {len(result['refused'])} change(s) would replace a live MWAA environment "
-              "(see the [refused] lines)", file=sys.stderr)
+        print(
+            f"review: REFUSED: {len(result['refused'])} change(s) would replace a live MWAA environment "
+            "(see the [refused] lines)",
+            file=sys.stderr,
+        )
         return 3
     return 1 if args.fail_on_flags and unacknowledged else 0
 

@@ -8,6 +8,7 @@ where cdk-nag 3 acknowledgements land as ``aws:cdk:acknowledged-rules``); every 
 ``manifest.json``, referenced from the parent by a ``cdk:cloud-assembly`` artifact. A failed
 validation leaves ``validation-report.json`` at the top.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +19,6 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
-from typing import Optional
 
 
 class ReviewInputError(Exception):
@@ -51,11 +51,13 @@ def _stack_artifacts(root: Path) -> dict[Path, dict]:
                     metadata.setdefault(path, [])
                     metadata[path] = list(metadata[path]) + list(entries)
             info[(manifest_path.parent / template_file).resolve()] = {
-                "name": artifact.get("displayName") or artifact_id, "metadata": metadata}
+                "name": artifact.get("displayName") or artifact_id,
+                "metadata": metadata,
+            }
     return info
 
 
-def load_cloud_assembly(root: Path | str) -> tuple[list[dict], Optional[dict]]:
+def load_cloud_assembly(root: Path | str) -> tuple[list[dict], dict | None]:
     """Every ``**/*.template.json`` under root (nested stage assemblies included, Lambda
     asset folders skipped) as review stacks, plus the validation report when there is one."""
     root = Path(root)
@@ -68,12 +70,14 @@ def load_cloud_assembly(root: Path | str) -> tuple[list[dict], Optional[dict]]:
         if any(part.startswith("asset.") for part in relative.parts[:-1]):
             continue
         known = info.get(template_path.resolve(), {})
-        stacks.append({
-            "name": known.get("name") or str(relative)[: -len(".template.json")],
-            "file": str(relative),
-            "template": _read_json(template_path),
-            "metadata": known.get("metadata", {}),
-        })
+        stacks.append(
+            {
+                "name": known.get("name") or str(relative)[: -len(".template.json")],
+                "file": str(relative),
+                "template": _read_json(template_path),
+                "metadata": known.get("metadata", {}),
+            }
+        )
     if not stacks:
         raise ReviewInputError(f"--cdk-out: no *.template.json under {str(root)!r}")
     report_path = root / "validation-report.json"
@@ -85,12 +89,14 @@ def _git(repo: Path, *args: str, binary: bool = False):
     result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)
     if result.returncode != 0:
         raise ReviewInputError(
-            f"git {' '.join(args)} failed in {repo}: {result.stderr.decode(errors='replace').strip()}")
+            f"git {' '.join(args)} failed in {repo}: {result.stderr.decode(errors='replace').strip()}"
+        )
     return result.stdout if binary else result.stdout.decode().strip()
 
 
-def baseline_from_git(*, repo: Path, ref: str, command: str, out: str, cache_dir: Path,
-                      timeout_seconds: int = 1800) -> Path:
+def baseline_from_git(
+    *, repo: Path, ref: str, command: str, out: str, cache_dir: Path, timeout_seconds: int = 1800
+) -> Path:
     """Synthesize the tree of ``ref`` offline and return its cloud assembly directory.
 
     The tree of the commit is extracted (``git archive``, no network) into
@@ -120,15 +126,16 @@ def baseline_from_git(*, repo: Path, ref: str, command: str, out: str, cache_dir
             if (repo / shared).exists() and not (tree / shared).exists():
                 os.symlink((repo / shared).resolve(), tree / shared)
         print(f"review: synthesizing baseline {ref} ({commit[:12]}) in {tree}: {command}", flush=True)
-        result = subprocess.run(command, shell=True, cwd=tree, capture_output=True, text=True,
-                                timeout=timeout_seconds, check=False)
+        result = subprocess.run(
+            command, shell=True, cwd=tree, capture_output=True, text=True, timeout=timeout_seconds, check=False
+        )
         if result.returncode != 0:
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-20:])
             raise ReviewInputError(
-                f"--baseline-cmd {command!r} failed for {ref} ({commit[:12]}), exit {result.returncode}:\n{tail}")
+                f"--baseline-cmd {command!r} failed for {ref} ({commit[:12]}), exit {result.returncode}:\n{tail}"
+            )
         done.write_text(commit + "\n")
     assembly = tree / out
     if not assembly.is_dir():
-        raise ReviewInputError(
-            f"--baseline-out: {out!r} does not exist after running {command!r} at {ref}")
+        raise ReviewInputError(f"--baseline-out: {out!r} does not exist after running {command!r} at {ref}")
     return assembly

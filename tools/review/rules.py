@@ -6,6 +6,7 @@ CloudFormation replace the resource (the registry schema's ``createOnlyPropertie
 checks every entry against the schemas cfn-lint ships). Paths use ``.`` between levels.
 Only types this project deploys are listed: adding one is one row.
 """
+
 from __future__ import annotations
 
 from mwaa_common.settings import ALLOW_REPLACEMENT_METADATA, DELETE_REPLACED_METADATA, REPLACEMENT_PATHS
@@ -34,12 +35,14 @@ REPLACEMENT_PROPERTIES: dict[str, tuple[str, ...]] = {
 
 # Resources whose loss loses data or a running system: a logical ID that disappears between
 # the baseline and this synth (a rename or a removal) deletes the old one.
-STATEFUL_TYPES: frozenset[str] = frozenset({
-    "AWS::MWAA::Environment",
-    "AWS::S3::Bucket",
-    "AWS::KMS::Key",
-    "AWS::Logs::LogGroup",
-})
+STATEFUL_TYPES: frozenset[str] = frozenset(
+    {
+        "AWS::MWAA::Environment",
+        "AWS::S3::Bucket",
+        "AWS::KMS::Key",
+        "AWS::Logs::LogGroup",
+    }
+)
 
 WORLD_CIDRS: frozenset[str] = frozenset({"0.0.0.0/0", "::/0"})
 
@@ -47,7 +50,10 @@ WORLD_CIDRS: frozenset[str] = frozenset({"0.0.0.0/0", "::/0"})
 PUBLIC_ACLS: frozenset[str] = frozenset({"PublicRead", "PublicReadWrite", "AuthenticatedRead"})
 
 PUBLIC_ACCESS_BLOCK_KEYS: tuple[str, ...] = (
-    "BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets",
+    "BlockPublicAcls",
+    "BlockPublicPolicy",
+    "IgnorePublicAcls",
+    "RestrictPublicBuckets",
 )
 
 # cdk-nag acknowledgements whose reason is shorter than this are flagged: a reviewer must be
