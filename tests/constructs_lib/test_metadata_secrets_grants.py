@@ -7,7 +7,7 @@ from aws_cdk import aws_s3 as s3
 
 from constructs_lib.migration_policies import source_export_statements, target_import_statements
 from stacks.migration_stack import export_conf, import_conf
-from stacks.stage_config import MigrationConfig
+from stacks.config import MigrationConfig
 
 
 def _statements(fn, **kw):

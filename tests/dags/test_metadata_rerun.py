@@ -11,7 +11,7 @@ from mwaa_migration import conf as confmod
 from mwaa_migration.export import keys
 
 from stacks.migration_stack import export_conf, import_conf
-from stacks.stage_config import MigrationConfig
+from stacks.config import MigrationConfig
 
 BUCKET, PREFIX = "mwaa-migration-1234", "data/migration/2.10.3_to_2.11.0/export/"
 

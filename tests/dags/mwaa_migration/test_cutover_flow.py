@@ -404,7 +404,7 @@ def test_the_dag_tasks_run_each_phase_in_its_environment(pair, aws_env):
     import airflow_envs
     from mig_harness import REPO
 
-    from tools import pgcluster
+    from tools.dev import pgcluster
 
     conf = {k: pair.conf[k] for k in ("bucket", "prefix", "migration_id")}
     env = dict(aws_env, PYTHONPATH=str(REPO / "dags"))
