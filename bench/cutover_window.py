@@ -86,6 +86,7 @@ def one_scale(n, template, s3, version):
     import pgcluster
     import psycopg2
     from metadata_roundtrip import _populate
+
     from mwaa_migration import conf as confmod
     from mwaa_migration import flow, phases
 
@@ -111,6 +112,7 @@ def one_scale(n, template, s3, version):
         )
         s, t = psycopg2.connect(**pgcluster.params(src)), psycopg2.connect(**pgcluster.params(tgt))
         from airflow_envs import FERNET_KEY_DEFAULT
+
         from mwaa_migration import convert
 
         key = convert.fernet_from_key(FERNET_KEY_DEFAULT)

@@ -173,6 +173,7 @@ def phase(args) -> dict:
         conn.close()
     else:
         import boto3
+
         from mwaa_migration import conf as confmod
         from mwaa_migration import export, importer
 

@@ -8,6 +8,7 @@ ratio. Informational only: nothing asserts on it.
 
     .venv/bin/python bench/synth_bench.py [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,12 +48,18 @@ def synth_one_environment(outdir: str) -> None:
     app = cdk.App(context=CONTEXT, outdir=f"{outdir}/minimal")
     stack = cdk.Stack(app, "Minimal", env=cdk.Environment(account="111111111111", region="eu-west-1"))
     mwaa.CfnEnvironment(
-        stack, "Environment", name="minimal", airflow_version="2.10.3", dag_s3_path="dags",
+        stack,
+        "Environment",
+        name="minimal",
+        airflow_version="2.10.3",
+        dag_s3_path="dags",
         execution_role_arn="arn:aws:iam::111111111111:role/minimal",
         source_bucket_arn="arn:aws:s3:::minimal-dags",
         network_configuration=mwaa.CfnEnvironment.NetworkConfigurationProperty(
             subnet_ids=["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
-            security_group_ids=["sg-0123456789abcdef0"]))
+            security_group_ids=["sg-0123456789abcdef0"],
+        ),
+    )
     app.synth()
 
 
@@ -75,8 +82,7 @@ def main() -> None:
     allst = timed(synth_all_stages, args.repeat)
     m_one, m_all = statistics.median(one), statistics.median(allst)
     print(f"one CfnEnvironment app : {m_one:7.2f} s (median of {args.repeat})")
-    print(f"all stages ({len(STAGES)}: {', '.join(STAGES)}): {m_all:7.2f} s "
-          f"({m_all / len(STAGES):.2f} s per stage)")
+    print(f"all stages ({len(STAGES)}: {', '.join(STAGES)}): {m_all:7.2f} s ({m_all / len(STAGES):.2f} s per stage)")
     print(f"ratio all stages / one environment : {m_all / m_one:.1f}x")
     print(f"ratio per stage / one environment  : {m_all / len(STAGES) / m_one:.1f}x")
 

@@ -11,6 +11,7 @@ on the account's keys **only through S3** (``kms:ViaService``), while its ``s3:G
 limited to the one report object: S3 asks KMS to decrypt only what the caller may read, so the
 role can decrypt nothing but that report. Acknowledged on that one policy with this reason.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -43,11 +44,15 @@ def stage_spec(stage: PipelineStage) -> PipelineStageSpec:
     """What the post-deployment check of ``stage`` inspects (target environment, report)."""
     cfg = stage.config
     return PipelineStageSpec(
-        name=stage.stage, protected=stage.protected,
+        name=stage.stage,
+        protected=stage.protected,
         target_environment=cfg.target.environment.name,
-        report_bucket=cfg.migration_bucket_name, report_key=stage.report_key,
+        report_bucket=cfg.migration_bucket_name,
+        report_key=stage.report_key,
         report_kms_key_arn=_report_key_arn(stage),
-        account=cfg.account, region=cfg.region)
+        account=cfg.account,
+        region=cfg.region,
+    )
 
 
 class UpgradePipeline:
@@ -60,20 +65,23 @@ class UpgradePipeline:
 
         def stage_factory(scope: Construct, construct_id: str, stage_name: str) -> cdk.Stage:
             cfg = by_name[stage_name].config
-            stage = cdk.Stage(scope, construct_id,
-                              env=cdk.Environment(account=cfg.account, region=cfg.region))
+            stage = cdk.Stage(scope, construct_id, env=cdk.Environment(account=cfg.account, region=cfg.region))
             self.stages[stage_name] = build_stage(stage, cfg)
             return stage
 
         self.stack = PipelineStack(
-            app, pcfg.stack_name,
+            app,
+            pcfg.stack_name,
             env=cdk.Environment(account=pcfg.account, region=pcfg.region),
             description=f"mwaa-upgrade pipeline {pcfg.name}: {pcfg.repository}@{pcfg.branch} -> "
-                        + ", ".join(s.stage + (" (approval)" if s.protected else "") for s in pcfg.stages),
-            connection_arn=pcfg.connection_arn, repository=pcfg.repository, branch=pcfg.branch,
+            + ", ".join(s.stage + (" (approval)" if s.protected else "") for s in pcfg.stages),
+            connection_arn=pcfg.connection_arn,
+            repository=pcfg.repository,
+            branch=pcfg.branch,
             stages=[stage_spec(s) for s in pcfg.stages],
             stage_factory=stage_factory,
-            synth_commands=synth_commands(pcfg.name))
+            synth_commands=synth_commands(pcfg.name),
+        )
         for s in pcfg.stages:
             self._acknowledge_report_key(s)
 
@@ -81,9 +89,13 @@ class UpgradePipeline:
         check = self.stack.checks[stage.stage]
         policy = check.project.role.node.try_find_child("DefaultPolicy")
         cfg = stage.config
-        cdk.Validations.of(policy).acknowledge(cdk.Acknowledgment(
-            id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:{cfg.region}:{cfg.account}:key/*]",
-            reason=(f"kms:Decrypt only via s3.{cfg.region}.amazonaws.com (kms:ViaService) and s3:GetObject "
+        cdk.Validations.of(policy).acknowledge(
+            cdk.Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:{cfg.region}:{cfg.account}:key/*]",
+                reason=(
+                    f"kms:Decrypt only via s3.{cfg.region}.amazonaws.com (kms:ViaService) and s3:GetObject "
                     f"only on {cfg.migration_bucket_name}/{stage.report_key}: the migration key is created "
-                    f"inside stage {stage.stage} and its id cannot be known by the pipeline stack")))
-
+                    f"inside stage {stage.stage} and its id cannot be known by the pipeline stack"
+                ),
+            )
+        )

@@ -1,4 +1,5 @@
 """Loaded by pytest before any test module, so before aws_cdk starts its jsii runtime."""
+
 import os
 
 # This machine has Node 20, past its end of life for jsii: without these every process that

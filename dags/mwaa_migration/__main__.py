@@ -12,8 +12,16 @@ import json
 import os
 import sys
 
-SHORT_CUTOVER = ("bulk-export", "bulk-import", "freeze", "delta-export", "delta-import", "cutover",
-                 "resume-source", "pause-target")
+SHORT_CUTOVER = (
+    "bulk-export",
+    "bulk-import",
+    "freeze",
+    "delta-export",
+    "delta-import",
+    "cutover",
+    "resume-source",
+    "pause-target",
+)
 
 
 def _conf(args, for_import: bool) -> dict:
@@ -36,10 +44,13 @@ def _conf(args, for_import: bool) -> dict:
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m mwaa_migration", description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("export", "import") + SHORT_CUTOVER,
-                    help="export/import: one-shot; bulk-export .. cutover: the short cutover's phases "
-                         "(docs/deploy.md); resume-source: restore the source's recorded pause state; "
-                         "pause-target: pause every DAG of the target")
+    ap.add_argument(
+        "command",
+        choices=("export", "import") + SHORT_CUTOVER,
+        help="export/import: one-shot; bulk-export .. cutover: the short cutover's phases "
+        "(docs/deploy.md); resume-source: restore the source's recorded pause state; "
+        "pause-target: pause every DAG of the target",
+    )
     ap.add_argument("--sql-alchemy-conn", required=True, help="metadata DB URL (PostgreSQL)")
     ap.add_argument("--bucket")
     ap.add_argument("--prefix")
@@ -62,6 +73,7 @@ def main(argv=None) -> int:
     import boto3
 
     from mwaa_migration import convert, dbio, export, importer, runtime
+
     conf = _conf(args, for_import=args.command != "export")
     version = runtime.airflow_version()
     runtime.check_db_access(in_task=False, version=version)
@@ -71,10 +83,10 @@ def main(argv=None) -> int:
     try:
         if args.command in SHORT_CUTOVER:
             from mwaa_migration import short_cli
+
             print(json.dumps(short_cli.run(args.command, conn, s3, conf, version=version, fernet=fernet)))
         elif args.command == "export":
-            m = export.run_export(conn, s3, conf, airflow_version=version, fernet=fernet,
-                                  progress=print)
+            m = export.run_export(conn, s3, conf, airflow_version=version, fernet=fernet, progress=print)
             print(json.dumps({"tables": {t: e["rows"] for t, e in m["tables"].items()}}))
         else:
             r = importer.run_import(

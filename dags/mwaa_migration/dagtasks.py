@@ -79,16 +79,19 @@ def _short_cutover_source(c):
     import boto3
 
     from mwaa_migration import convert, dbio, flow, runtime
+
     s3 = boto3.client("s3")
     version = runtime.airflow_version()
     with dbio.airflow_connection() as conn:
         if c["phase"] == "bulk":
-            st = flow.bulk_export(conn, s3, c, airflow_version=version, fernet=convert.airflow_fernet(),
-                                  progress=log.info)
+            st = flow.bulk_export(
+                conn, s3, c, airflow_version=version, fernet=convert.airflow_fernet(), progress=log.info
+            )
         elif c["phase"] == "freeze_delta":
             flow.freeze_source(conn, s3, c, progress=log.info)
-            st = flow.delta_export(conn, s3, c, airflow_version=version, fernet=convert.airflow_fernet(),
-                                   progress=log.info)
+            st = flow.delta_export(
+                conn, s3, c, airflow_version=version, fernet=convert.airflow_fernet(), progress=log.info
+            )
         else:
             return flow.resume_source(conn, s3, c, progress=log.info)
     return {"completed": st["completed"], "drain": st.get("drain")}
@@ -99,15 +102,24 @@ def _short_cutover_target(c, step):
     import boto3
 
     from mwaa_migration import convert, dbio, flow, runtime
+
     s3 = boto3.client("s3")
     version = runtime.airflow_version()
     with dbio.airflow_connection() as conn:
         if step == "bulk":
-            st = flow.bulk_import(conn, s3, c, airflow_version=version, fernet=convert.airflow_fernet(),
-                                  logs_client_factory=lambda: boto3.client("logs"), progress=log.info)
+            st = flow.bulk_import(
+                conn,
+                s3,
+                c,
+                airflow_version=version,
+                fernet=convert.airflow_fernet(),
+                logs_client_factory=lambda: boto3.client("logs"),
+                progress=log.info,
+            )
         elif step == "delta":
-            st = flow.delta_import(conn, s3, c, airflow_version=version, fernet=convert.airflow_fernet(),
-                                   progress=log.info)
+            st = flow.delta_import(
+                conn, s3, c, airflow_version=version, fernet=convert.airflow_fernet(), progress=log.info
+            )
         else:
             st = flow.cutover(conn, s3, c, progress=log.info)
     return {"completed": st["completed"], "pause_window_s": st["timings"].get("pause_window_s")}

@@ -264,8 +264,17 @@ def run_delta_import(conn, s3, conf: dict, *, target_airflow_version: str, ferne
         plans = plan.plan_import(manifest, target_family, schema, tables)
         source_db = importer.source_db_of(manifest)
         importer._id_maps(conn, manifest, schema, source_db)  # id maps live in the target (state.py)
-        run = importer._Run(conn, s3, conf, manifest, fernet=fernet, progress=progress, source_db=source_db,
-                            local=local, log_filter=None)
+        run = importer._Run(
+            conn,
+            s3,
+            conf,
+            manifest,
+            fernet=fernet,
+            progress=progress,
+            source_db=source_db,
+            local=local,
+            log_filter=None,
+        )
         run.unseal = importer._open_data_key(manifest, None)
         report = {
             "migration_id": conf["migration_id"],

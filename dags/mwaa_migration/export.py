@@ -232,8 +232,9 @@ def needs_airflow3_json(conf: dict) -> bool:
     return not target or int(str(target).split(".")[0]) >= 3
 
 
-def export_table(conn, s3, conf, table, source_cols, fernet, progress=None, seal=None, *, query=None,
-                 subdir="") -> dict:
+def export_table(
+    conn, s3, conf, table, source_cols, fernet, progress=None, seal=None, *, query=None, subdir=""
+) -> dict:
     """One table to ``{base}{subdir}tables/{table}.csv.gz``; ``query`` = (columns, SELECT)
     replaces the plan's full-table export (the short cutover's delta)."""
     k = keys(conf)
@@ -345,6 +346,7 @@ def snapshot_facts(cur, tables) -> dict:
     """Inside the export's snapshot: its time and the highest id of the append-only tables (the
     short cutover's delta starts there; dags/mwaa_migration/delta_rules.py)."""
     from mwaa_migration import delta_rules
+
     cur.execute("SELECT statement_timestamp()")
     at = cur.fetchone()[0]
     present = dbio.reflect(cur, tables)
@@ -357,8 +359,9 @@ def snapshot_facts(cur, tables) -> dict:
     return {"at": at.isoformat(), "max_ids": max_ids}
 
 
-def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progress=None, kms=None,
-               pause: bool = True) -> dict:
+def run_export(
+    conn, s3, conf: dict, *, airflow_version: str, fernet=None, progress=None, kms=None, pause: bool = True
+) -> dict:
     """Export; returns the manifest. ``conn`` is a psycopg2 connection to the source DB.
 
     ``pause=False`` (the short cutover's bulk phase) pauses nothing: the snapshot is a REPEATABLE
@@ -378,8 +381,11 @@ def run_export(conn, s3, conf: dict, *, airflow_version: str, fernet=None, progr
         active = dbio.unpaused_dags(cur)
     conn.commit()
     paused = dbio.set_paused(conn, active, True) if pause else []
-    progress(f"{len(active)} active DAGs recorded; paused {len(paused)} for the export" if pause else
-             f"{len(active)} active DAGs; nothing paused (bulk export of a running source)")
+    progress(
+        f"{len(active)} active DAGs recorded; paused {len(paused)} for the export"
+        if pause
+        else f"{len(active)} active DAGs; nothing paused (bulk export of a running source)"
+    )
     try:
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         with conn.cursor() as cur:

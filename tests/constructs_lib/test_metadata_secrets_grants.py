@@ -6,8 +6,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
 from constructs_lib.migration_policies import source_export_statements, target_import_statements
-from stacks.migration_stack import export_conf, import_conf
 from stacks.config import MigrationConfig
+from stacks.migration_stack import export_conf, import_conf
 
 
 def _statements(fn, **kw):

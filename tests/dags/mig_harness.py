@@ -4,6 +4,7 @@ Everything is created on demand and cached in the clone (.venvs/, .cache/pg): a 
 venv is built once, an empty migrated DB per version and a seeded DB per version are kept as
 template databases and copied with CREATE DATABASE ... TEMPLATE for each test.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,9 @@ def _lock(name):
 
 def _tag(*parts) -> str:
     seed = (REPO / "tools" / "dev" / "seed.py").read_bytes()
-    h = hashlib.sha256(json.dumps([airflow_envs.requirements(p) if p[0].isdigit() else p
-                                   for p in parts]).encode() + seed).hexdigest()[:8]
+    h = hashlib.sha256(
+        json.dumps([airflow_envs.requirements(p) if p[0].isdigit() else p for p in parts]).encode() + seed
+    ).hexdigest()[:8]
     return h
 
 
@@ -54,8 +56,12 @@ def template(version: str, *, seeded: bool, upgraded_from: str | None = None) ->
         first = upgraded_from or version
         airflow_envs.migrate(first, url, fernet_key=SOURCE_KEY)
         if seeded:
-            airflow_envs.run_python(first, [str(REPO / "tools" / "dev" / "seed.py"), "--rows", str(SEED_ROWS)],
-                                    db_url=url, fernet_key=SOURCE_KEY)
+            airflow_envs.run_python(
+                first,
+                [str(REPO / "tools" / "dev" / "seed.py"), "--rows", str(SEED_ROWS)],
+                db_url=url,
+                fernet_key=SOURCE_KEY,
+            )
         if upgraded_from:
             airflow_envs.migrate(version, url, fernet_key=SOURCE_KEY)
         conn = _admin()
@@ -69,6 +75,7 @@ def template(version: str, *, seeded: bool, upgraded_from: str | None = None) ->
 
 def _admin():
     import psycopg2
+
     c = psycopg2.connect(**pgcluster.params())
     c.autocommit = True
     return c
@@ -76,6 +83,7 @@ def _admin():
 
 def connect(db):
     import psycopg2
+
     return psycopg2.connect(**pgcluster.params(db))
 
 
@@ -103,6 +111,7 @@ def make_db(pg):
                     raise
         created.append(name)
         return name
+
     yield make
     for name in created:
         pgcluster.drop_database(name)
@@ -111,6 +120,7 @@ def make_db(pg):
 @pytest.fixture(scope="session")
 def moto_server():
     from moto.server import ThreadedMotoServer
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server._server.server_address
@@ -120,8 +130,12 @@ def moto_server():
 
 @pytest.fixture
 def aws_env(moto_server, monkeypatch):
-    env = {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return env
@@ -130,6 +144,7 @@ def aws_env(moto_server, monkeypatch):
 @pytest.fixture
 def s3(aws_env):
     import boto3
+
     client = boto3.client("s3")
     try:
         client.create_bucket(Bucket=BUCKET)
@@ -145,12 +160,18 @@ class Cli:
         self.env = dict(aws_env, PYTHONPATH=str(REPO / "dags"))
 
     def run(self, version, command, db, conf, fernet_key, check=True):
-        args = ["-m", "mwaa_migration", command, "--sql-alchemy-conn", pgcluster.url(db),
-                "--conf-json", json.dumps(conf)]
+        args = [
+            "-m",
+            "mwaa_migration",
+            command,
+            "--sql-alchemy-conn",
+            pgcluster.url(db),
+            "--conf-json",
+            json.dumps(conf),
+        ]
         if fernet_key:
             args += ["--fernet-key", fernet_key]
-        return airflow_envs.run_python(version, args, env_extra=self.env, check=check,
-                                       fernet_key=fernet_key)
+        return airflow_envs.run_python(version, args, env_extra=self.env, check=check, fernet_key=fernet_key)
 
 
 @pytest.fixture

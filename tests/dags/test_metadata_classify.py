@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 
 import pytest
+
 from mwaa_migration import classify, plan, rules, s3io
 
 RUN = {"dag_id": "d", "run_id": "r1", "execution_date": "2024-01-01", "state": "success"}

@@ -1,12 +1,12 @@
 """The DAG files parse in every supported version; Airflow 3 tasks refuse at once."""
+
 from __future__ import annotations
 
 import json
 
-import pytest
-
-from mig_harness import REPO
 import airflow_envs
+import pytest
+from mig_harness import REPO
 
 VERSIONS = airflow_envs.TEST_VERSIONS
 
@@ -24,8 +24,9 @@ print(json.dumps({{"errors": {{k: str(v) for k, v in b.import_errors.items()}},
 @pytest.mark.parametrize("version", VERSIONS)
 def test_dag_files_parse_without_import_errors(version):
     folder = str(REPO / "dags")
-    p = airflow_envs.run_python(version, ["-c", PARSE.format(folder=folder)],
-                                env_extra={"AIRFLOW__CORE__DAGS_FOLDER": folder})
+    p = airflow_envs.run_python(
+        version, ["-c", PARSE.format(folder=folder)], env_extra={"AIRFLOW__CORE__DAGS_FOLDER": folder}
+    )
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["errors"] == {}
     assert out["dags"] == ["db_export", "db_import"]
@@ -58,6 +59,7 @@ def test_airflow3_task_stops_at_once_naming_the_supported_path(fn, mwaa):
 
 @pytest.mark.airflow
 def test_airflow2_task_passes_the_guard():
-    p = airflow_envs.run_python("2.11.0", ["-c", TASK.format(fn="import_preflight")],
-                                env_extra={"PYTHONPATH": str(REPO / "dags")})
+    p = airflow_envs.run_python(
+        "2.11.0", ["-c", TASK.format(fn="import_preflight")], env_extra={"PYTHONPATH": str(REPO / "dags")}
+    )
     assert p.stdout.strip().splitlines()[-1] == "ConfError: dag_run.conf field 'bucket' is required"

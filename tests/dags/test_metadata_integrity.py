@@ -12,6 +12,7 @@ import os
 
 import pytest
 from mig_harness import BUCKET, SOURCE_KEY, TARGET_KEY, connect, get_json
+
 from mwaa_migration import convert, export, importer, s3io, state
 from mwaa_migration.conf import validate
 

@@ -9,9 +9,8 @@ import json
 from mwaa_common import export_layout
 from mwaa_migration import conf as confmod
 from mwaa_migration.export import keys
-
-from stacks.migration_stack import export_conf, import_conf
 from stacks.config import MigrationConfig
+from stacks.migration_stack import export_conf, import_conf
 
 BUCKET, PREFIX = "mwaa-migration-1234", "data/migration/2.10.3_to_2.11.0/export/"
 

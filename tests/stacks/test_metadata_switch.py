@@ -20,9 +20,9 @@ import yaml
 from aws_cdk.assertions import Template
 from botocore.stub import Stubber
 from cdk_nag import AwsSolutionsChecks
+
 from clone_env import handler as clone_handler
 from clone_env import planner
-
 from stacks import build_stage
 from stacks.config import load_stage
 from tests.cdk_stages import CONTEXT, ROOT

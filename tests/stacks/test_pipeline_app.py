@@ -16,9 +16,9 @@ from aws_cdk import aws_s3 as s3
 
 import app as app_module
 from stacks import pipeline_app
+from stacks.config import ConfigError
 from stacks.pipeline_app import synth_commands
 from stacks.pipeline_config import load_pipeline, pipeline_names
-from stacks.config import ConfigError
 from tests.cdk_stages import CONTEXT, ROOT
 from tests.templatehelpers import as_list, resources
 

@@ -6,8 +6,8 @@ import json
 import boto3
 import pytest
 from botocore.stub import Stubber
-from tests.clonehelpers import FIXTURES, REGION, TARGET_ROLE, load_env
 
+from tests.clonehelpers import FIXTURES, REGION, TARGET_ROLE, load_env
 from tools import plan_clone
 
 CFN = str(FIXTURES / "cfn_created_2_10_3.json")

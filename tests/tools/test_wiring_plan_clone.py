@@ -44,7 +44,7 @@ def _compare(tool: dict, stack_overrides: dict, omitted: list) -> None:
     walk(tool, stack_overrides, "Overrides")
 
 
-def test_overrides_from_stage_are_what_the_stack_passes(dev):
+def test_overrides_from_stage_are_what_the_stack_passes(dev):  # noqa: F811 (dev: a pytest fixture)
     tool = plan_clone.overrides_from_stage(dev.cfg)
     t = dev.json("migration")
     (clone,) = resources(t, "Custom::MwaaEnvironmentClone").values()

@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 from mig_harness import BUCKET, SOURCE_KEY, TARGET_KEY, connect
+
 from mwaa_migration import convert, delta, export, flow, freeze, phases
 from mwaa_migration import cutover as cut
 from mwaa_migration.conf import validate

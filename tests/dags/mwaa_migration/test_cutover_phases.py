@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mwaa_migration import delta, delta_rules, phases, rules
 from mwaa_migration.conf import ConfError, validate
 

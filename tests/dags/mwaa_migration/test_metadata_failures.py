@@ -3,6 +3,7 @@
 Export and import run in-process here (the library needs only psycopg2, boto3 and
 cryptography); the CLI path is covered by the round trips.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,16 +13,31 @@ import sys
 import types
 
 import pytest
-
 from mig_harness import BUCKET, SOURCE_KEY, TARGET_KEY, connect, get_json
+
 from mwaa_migration import convert, export, importer, s3io
 from mwaa_migration.conf import validate
 
 pytestmark = [pytest.mark.airflow]
 
-TABLES = ["slot_pool", "variable", "connection", "job", "trigger", "log", "dag_run", "dag_run_note",
-          "task_instance", "task_instance_note", "task_instance_history", "task_fail",
-          "task_reschedule", "xcom", "rendered_task_instance_fields", "sla_miss"]
+TABLES = [
+    "slot_pool",
+    "variable",
+    "connection",
+    "job",
+    "trigger",
+    "log",
+    "dag_run",
+    "dag_run_note",
+    "task_instance",
+    "task_instance_note",
+    "task_instance_history",
+    "task_fail",
+    "task_reschedule",
+    "xcom",
+    "rendered_task_instance_fields",
+    "sla_miss",
+]
 
 
 def _counts(db):
@@ -47,17 +63,23 @@ def _pause_state(db):
 
 
 def _conf(mid, **kw):
-    return validate(dict({"bucket": BUCKET, "prefix": "data/migration/fail/", "migration_id": mid}, **kw),
-                    for_import=True)
+    return validate(
+        dict({"bucket": BUCKET, "prefix": "data/migration/fail/", "migration_id": mid}, **kw), for_import=True
+    )
 
 
 def _export(db, s3, mid, s3_client=None):
     conn = connect(db)
     try:
-        c = validate({"bucket": BUCKET, "prefix": "data/migration/fail/", "migration_id": mid},
-                     for_import=False)
-        return export.run_export(conn, s3_client or s3, c, airflow_version="2.10.3",
-                                 fernet=convert.fernet_from_key(SOURCE_KEY), progress=lambda m: None)
+        c = validate({"bucket": BUCKET, "prefix": "data/migration/fail/", "migration_id": mid}, for_import=False)
+        return export.run_export(
+            conn,
+            s3_client or s3,
+            c,
+            airflow_version="2.10.3",
+            fernet=convert.fernet_from_key(SOURCE_KEY),
+            progress=lambda m: None,
+        )
     finally:
         conn.close()
 
@@ -65,8 +87,14 @@ def _export(db, s3, mid, s3_client=None):
 def _import(db, s3, conf):
     conn = connect(db)
     try:
-        return importer.run_import(conn, s3, conf, target_airflow_version="2.11.0",
-                                   fernet=convert.fernet_from_key(TARGET_KEY), progress=lambda m: None)
+        return importer.run_import(
+            conn,
+            s3,
+            conf,
+            target_airflow_version="2.11.0",
+            fernet=convert.fernet_from_key(TARGET_KEY),
+            progress=lambda m: None,
+        )
     finally:
         conn.close()
 
@@ -82,8 +110,13 @@ def exported(make_db, s3, request):
     _clean(s3, mid)
     src = make_db("2.10.3", seeded=True)
     manifest = _export(src, s3, mid)
-    return {"src": src, "dst": make_db("2.11.0"), "mid": mid, "manifest": manifest,
-            "base": f"data/migration/fail/{mid}/"}
+    return {
+        "src": src,
+        "dst": make_db("2.11.0"),
+        "mid": mid,
+        "manifest": manifest,
+        "base": f"data/migration/fail/{mid}/",
+    }
 
 
 def test_corrupted_table_file_is_refused_and_target_unchanged(exported, s3):
@@ -157,8 +190,7 @@ def test_variables_strategy_overwrite_vs_skip_existing(exported, s3):
     _import(x["dst"], s3, _conf(x["mid"], task_log_days=0))
     conn = connect(x["dst"])
     with conn.cursor() as cur:
-        cur.execute("UPDATE variable SET val = 'changed in target', is_encrypted = false "
-                    "WHERE key = 'seed_secret'")
+        cur.execute("UPDATE variable SET val = 'changed in target', is_encrypted = false WHERE key = 'seed_secret'")
     conn.commit()
     r = _import(x["dst"], s3, _conf(x["mid"], task_log_days=0))
     assert r["tables"]["variable"]["already_present"] == 2
@@ -237,24 +269,45 @@ def test_task_log_copy_gets_the_selected_task_instances(exported, s3, monkeypatc
     calls = []
     fake = types.ModuleType("mwaa_migration.task_logs")
 
-    def copy_task_logs(logs_client, *, source_env, target_env, source_version, target_version,
-                       task_instances, progress=None):
-        calls.append(dict(client=logs_client, source_env=source_env, target_env=target_env,
-                          source_version=source_version, target_version=target_version,
-                          tis=list(task_instances)))
+    def copy_task_logs(
+        logs_client, *, source_env, target_env, source_version, target_version, task_instances, progress=None
+    ):
+        calls.append(
+            dict(
+                client=logs_client,
+                source_env=source_env,
+                target_env=target_env,
+                source_version=source_version,
+                target_version=target_version,
+                tis=list(task_instances),
+            )
+        )
         return {"streams_copied": 2, "streams_skipped": 0, "events_copied": 5, "errors": []}
+
     fake.copy_task_logs = copy_task_logs
     monkeypatch.setitem(sys.modules, "mwaa_migration.task_logs", fake)
     # once the real module was imported it is also an attribute of the package, which
     # `from mwaa_migration import task_logs` reads before sys.modules
     import mwaa_migration
+
     monkeypatch.setattr(mwaa_migration, "task_logs", fake, raising=False)
-    conf = _conf(x["mid"], task_log_days=3, task_log_states=["failed"],
-                 source_environment="old-env", target_environment="new-env")
+    conf = _conf(
+        x["mid"],
+        task_log_days=3,
+        task_log_states=["failed"],
+        source_environment="old-env",
+        target_environment="new-env",
+    )
     conn = connect(x["dst"])
-    report = importer.run_import(conn, s3, conf, target_airflow_version="2.11.0",
-                                 fernet=convert.fernet_from_key(TARGET_KEY),
-                                 logs_client_factory=lambda: "LOGS", progress=lambda m: None)
+    report = importer.run_import(
+        conn,
+        s3,
+        conf,
+        target_airflow_version="2.11.0",
+        fernet=convert.fernet_from_key(TARGET_KEY),
+        logs_client_factory=lambda: "LOGS",
+        progress=lambda m: None,
+    )
     conn.close()
     assert len(calls) == 1
     c = calls[0]
@@ -262,8 +315,10 @@ def test_task_log_copy_gets_the_selected_task_instances(exported, s3, monkeypatc
     assert (c["source_version"], c["target_version"]) == ("2.10.3", "2.11.0")
     src = connect(x["src"])
     with src.cursor() as cur:
-        cur.execute("SELECT dag_id, task_id, run_id, map_index, try_number FROM task_instance "
-                    "WHERE state = 'failed' AND end_date >= now() - interval '3 days'")
+        cur.execute(
+            "SELECT dag_id, task_id, run_id, map_index, try_number FROM task_instance "
+            "WHERE state = 'failed' AND end_date >= now() - interval '3 days'"
+        )
         want = set(cur.fetchall())
     src.close()
     got = {(t["dag_id"], t["task_id"], t["run_id"], t["map_index"], t["try_number"]) for t in c["tis"]}
@@ -274,12 +329,19 @@ def test_task_log_copy_gets_the_selected_task_instances(exported, s3, monkeypatc
 
     def boom(*a, **k):
         raise RuntimeError("log copy failed")
+
     fake.copy_task_logs = boom
     conn = connect(x["dst"])
     with pytest.raises(RuntimeError, match="log copy failed"):
-        importer.run_import(conn, s3, conf, target_airflow_version="2.11.0",
-                            fernet=convert.fernet_from_key(TARGET_KEY),
-                            logs_client_factory=lambda: "LOGS", progress=lambda m: None)
+        importer.run_import(
+            conn,
+            s3,
+            conf,
+            target_airflow_version="2.11.0",
+            fernet=convert.fernet_from_key(TARGET_KEY),
+            logs_client_factory=lambda: "LOGS",
+            progress=lambda m: None,
+        )
     conn.close()
 
 
@@ -287,10 +349,18 @@ def test_tables_subset_exports_and_imports_only_those(make_db, s3):
     src, dst = make_db("2.10.3", seeded=True), make_db("2.11.0")
     _clean(s3, "f-subset")
     conn = connect(src)
-    c = validate({"bucket": BUCKET, "prefix": "data/migration/fail/", "migration_id": "f-subset",
-                  "tables": ["connection", "variable", "dag_run"]}, for_import=False)
-    m = export.run_export(conn, s3, c, airflow_version="2.10.3",
-                          fernet=convert.fernet_from_key(SOURCE_KEY), progress=lambda m: None)
+    c = validate(
+        {
+            "bucket": BUCKET,
+            "prefix": "data/migration/fail/",
+            "migration_id": "f-subset",
+            "tables": ["connection", "variable", "dag_run"],
+        },
+        for_import=False,
+    )
+    m = export.run_export(
+        conn, s3, c, airflow_version="2.10.3", fernet=convert.fernet_from_key(SOURCE_KEY), progress=lambda m: None
+    )
     conn.close()
     assert sorted(m["tables"]) == ["connection", "dag_run", "variable"]
     r = _import(dst, s3, _conf("f-subset", task_log_days=0, tables=["variable"]))
@@ -323,8 +393,10 @@ def test_reexport_under_new_migration_id_never_duplicates_rows_without_natural_k
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM log WHERE event = 'new-after-first'")
         assert cur.fetchone()[0] == 1
-        cur.execute("SELECT count(*) FROM task_instance t LEFT JOIN job j ON j.id = t.job_id "
-                    "WHERE t.job_id IS NOT NULL AND j.id IS NULL")
+        cur.execute(
+            "SELECT count(*) FROM task_instance t LEFT JOIN job j ON j.id = t.job_id "
+            "WHERE t.job_id IS NOT NULL AND j.id IS NULL"
+        )
         assert cur.fetchone()[0] == 0
         cur.execute("INSERT INTO job (state, job_type) VALUES ('running', 'SchedulerJob') RETURNING id")
         new_id = cur.fetchone()[0]

@@ -1,4 +1,5 @@
 """Pure parts: conf validation, the rule table and the planner, the runtime guard."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,8 +7,7 @@ import pytest
 from mwaa_common import versions
 from mwaa_migration import conf, plan, rules, runtime
 
-BASE = {"bucket": "mwaa-migration-1234", "prefix": "data/migration/2.10.3_to_2.11.0/export/",
-        "migration_id": "m-1"}
+BASE = {"bucket": "mwaa-migration-1234", "prefix": "data/migration/2.10.3_to_2.11.0/export/", "migration_id": "m-1"}
 
 
 def test_conf_defaults_for_import():
@@ -17,22 +17,24 @@ def test_conf_defaults_for_import():
     assert c["tables"] == list(rules.MIGRATED_TABLES)
 
 
-@pytest.mark.parametrize("patch,field", [
-    ({"migration_id": "Bad_ID"}, "migration_id"),
-    ({"prefix": "no/slash"}, "prefix"),
-    ({"bucket": "UPPER"}, "bucket"),
-    ({"tables": ["dag"]}, "tables"),
-    ({"tables": []}, "tables"),
-    ({"task_log_days": 400}, "task_log_days"),
-    ({"task_log_days": True}, "task_log_days"),
-    ({"task_log_states": ["nope"]}, "task_log_states"),
-    ({"variables_strategy": "replace"}, "variables_strategy"),
-    ({"cutover": "yes"}, "cutover"),
-])
+@pytest.mark.parametrize(
+    "patch,field",
+    [
+        ({"migration_id": "Bad_ID"}, "migration_id"),
+        ({"prefix": "no/slash"}, "prefix"),
+        ({"bucket": "UPPER"}, "bucket"),
+        ({"tables": ["dag"]}, "tables"),
+        ({"tables": []}, "tables"),
+        ({"task_log_days": 400}, "task_log_days"),
+        ({"task_log_days": True}, "task_log_days"),
+        ({"task_log_states": ["nope"]}, "task_log_states"),
+        ({"variables_strategy": "replace"}, "variables_strategy"),
+        ({"cutover": "yes"}, "cutover"),
+    ],
+)
 def test_conf_errors_name_field_value_and_allowed(patch, field):
     with pytest.raises(conf.ConfError, match=f"'{field}': got .*; allowed: "):
-        conf.validate(dict(BASE, source_environment="a", target_environment="b", **patch),
-                      for_import=True)
+        conf.validate(dict(BASE, source_environment="a", target_environment="b", **patch), for_import=True)
 
 
 def test_conf_unknown_keys_and_required():
@@ -56,7 +58,7 @@ def test_every_migration_schema_in_versions_is_a_rule_family():
     fams = {row["migration_schema"] for row in versions.VERSIONS.values() if row["migration_schema"]}
     assert fams <= set(rules.FAMILIES)
     assert set(rules.REVISIONS.values()) == set(rules.FAMILIES)
-    for a, b in zip(rules.FAMILIES, rules.FAMILIES[1:]):
+    for a, b in zip(rules.FAMILIES, rules.FAMILIES[1:], strict=False):
         assert (a, b) in rules.STEPS
 
 
@@ -76,27 +78,55 @@ def test_downgrade_and_unknown_revision_are_refused():
 
 
 def _col(typ, nullable=True, default=None):
-    return {"type": typ, "nullable": nullable, "default": default,
-            "serial": bool(default and default.startswith("nextval"))}
+    return {
+        "type": typ,
+        "nullable": nullable,
+        "default": default,
+        "serial": bool(default and default.startswith("nextval")),
+    }
 
 
-SRC = {"columns": ["id", "dag_id", "run_id", "execution_date", "run_type", "conf", "external_trigger",
-                   "data_interval_end", "conf__json"],
-       "types": {"id": "integer", "dag_id": "character varying(250)", "run_id": "character varying(250)",
-                 "execution_date": "timestamp with time zone", "run_type": "character varying(50)",
-                 "conf": "bytea", "external_trigger": "boolean",
-                 "data_interval_end": "timestamp with time zone", "conf__json": "jsonb"}}
+SRC = {
+    "columns": [
+        "id",
+        "dag_id",
+        "run_id",
+        "execution_date",
+        "run_type",
+        "conf",
+        "external_trigger",
+        "data_interval_end",
+        "conf__json",
+    ],
+    "types": {
+        "id": "integer",
+        "dag_id": "character varying(250)",
+        "run_id": "character varying(250)",
+        "execution_date": "timestamp with time zone",
+        "run_type": "character varying(50)",
+        "conf": "bytea",
+        "external_trigger": "boolean",
+        "data_interval_end": "timestamp with time zone",
+        "conf__json": "jsonb",
+    },
+}
 
 
 def test_plan_dag_run_2_to_3_applies_renames_derivations_conversions_and_enums():
-    target = {"id": _col("integer", False, "nextval('dag_run_id_seq'::regclass)"),
-              "dag_id": _col("character varying(250)", False), "run_id": _col("character varying(250)", False),
-              "logical_date": _col("timestamp with time zone"), "run_type": _col("character varying(50)", False),
-              "conf": _col("jsonb"), "data_interval_end": _col("timestamp with time zone"),
-              "run_after": _col("timestamp with time zone", False), "triggered_by": _col("character varying(50)"),
-              "clear_number": _col("integer", False, "0")}
+    target = {
+        "id": _col("integer", False, "nextval('dag_run_id_seq'::regclass)"),
+        "dag_id": _col("character varying(250)", False),
+        "run_id": _col("character varying(250)", False),
+        "logical_date": _col("timestamp with time zone"),
+        "run_type": _col("character varying(50)", False),
+        "conf": _col("jsonb"),
+        "data_interval_end": _col("timestamp with time zone"),
+        "run_after": _col("timestamp with time zone", False),
+        "triggered_by": _col("character varying(50)"),
+        "clear_number": _col("integer", False, "0"),
+    }
     p = plan.plan_table("dag_run", SRC, "2.10.3", "3.0.6", target)
-    sel = dict(zip(p["insert_columns"], p["select"]))
+    sel = dict(zip(p["insert_columns"], p["select"], strict=True))
     assert "id" not in sel  # the target assigns ids; references follow the natural key
     assert 's."execution_date"' in sel["logical_date"]
     assert 's."conf__json"' in sel["conf"] and 's."conf"' not in sel["conf"]
@@ -107,10 +137,16 @@ def test_plan_dag_run_2_to_3_applies_renames_derivations_conversions_and_enums()
 
 
 def test_plan_refuses_what_the_rules_do_not_cover():
-    target = {"id": _col("integer", False, "nextval('x')"), "dag_id": _col("text", False),
-              "run_id": _col("text", False), "execution_date": _col("timestamp with time zone", False),
-              "run_type": _col("text", False), "conf": _col("bytea"), "data_interval_end": _col("text"),
-              "brand_new": _col("integer", False)}
+    target = {
+        "id": _col("integer", False, "nextval('x')"),
+        "dag_id": _col("text", False),
+        "run_id": _col("text", False),
+        "execution_date": _col("timestamp with time zone", False),
+        "run_type": _col("text", False),
+        "conf": _col("bytea"),
+        "data_interval_end": _col("text"),
+        "brand_new": _col("integer", False),
+    }
     with pytest.raises(plan.PlanError, match="brand_new are NOT NULL without a default"):
         plan.plan_table("dag_run", SRC, "2.10.3", "2.10.3", dict(target, external_trigger=_col("boolean")))
     del target["brand_new"]
@@ -138,8 +174,16 @@ def test_dags_import_only_what_mwaa_images_ship():
     import ast
     import sys
     from pathlib import Path
-    allowed = set(sys.stdlib_module_names) | {"airflow", "sqlalchemy", "psycopg2", "boto3",
-                                              "botocore", "cryptography", "mwaa_migration"}
+
+    allowed = set(sys.stdlib_module_names) | {
+        "airflow",
+        "sqlalchemy",
+        "psycopg2",
+        "boto3",
+        "botocore",
+        "cryptography",
+        "mwaa_migration",
+    }
     root = Path(__file__).resolve().parents[3] / "dags"
     seen = {}
     for f in root.rglob("*.py"):

@@ -1,4 +1,5 @@
 """Task-log copy (dags/mwaa_migration/task_logs.py): pure planning, moto, botocore Stubber."""
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,17 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def ti(dag="etl", task="load", run="manual__2026-11-20T10:00:00+00:00", map_index=-1,
-       tries=1, **extra):
-    return {"dag_id": dag, "task_id": task, "run_id": run, "map_index": map_index,
-            "try_number": tries, "state": "failed", "end_date": None, **extra}
+def ti(dag="etl", task="load", run="manual__2026-11-20T10:00:00+00:00", map_index=-1, tries=1, **extra):
+    return {
+        "dag_id": dag,
+        "task_id": task,
+        "run_id": run,
+        "map_index": map_index,
+        "try_number": tries,
+        "state": "failed",
+        "end_date": None,
+        **extra,
+    }
 
 
 def name(t: dict, attempt: int) -> str:
@@ -38,24 +46,33 @@ def name(t: dict, attempt: int) -> str:
 
 # ------------------------------------------------------------------- naming (pure)
 
+
 def test_stream_names_follow_airflow_template_and_cloudwatch_sanitising():
     n = tl.naming_for("2.10.3")
     plain = ti(run="scheduled__2026-11-20T00:00:00+00:00")
     assert tl.stream_name(n, plain, 2) == (
-        "dag_id=etl/run_id=scheduled__2026-11-20T00_00_00+00_00/task_id=load/attempt=2.log")
+        "dag_id=etl/run_id=scheduled__2026-11-20T00_00_00+00_00/task_id=load/attempt=2.log"
+    )
     mapped = ti(run="manual__2026-11-20T10:00:00.123456+00:00", map_index=0)
     assert tl.stream_name(n, mapped, 1) == (
-        "dag_id=etl/run_id=manual__2026-11-20T10_00_00.123456+00_00/task_id=load/"
-        "map_index=0/attempt=1.log")
+        "dag_id=etl/run_id=manual__2026-11-20T10_00_00.123456+00_00/task_id=load/map_index=0/attempt=1.log"
+    )
     assert tl.ti_stream_prefix(n, mapped) == (
-        "dag_id=etl/run_id=manual__2026-11-20T10_00_00.123456+00_00/task_id=load/"
-        "map_index=0/attempt=")
+        "dag_id=etl/run_id=manual__2026-11-20T10_00_00.123456+00_00/task_id=load/map_index=0/attempt="
+    )
     assert tl.ti_stream_prefix(n, plain).endswith("/task_id=load/attempt=")
 
 
-@pytest.mark.parametrize("version,family", [("2.7.2", "airflow-2.3+"), ("2.11.0", "airflow-2.3+"),
-                                            ("3.0.6", "airflow-3"), ("3.1.8", "airflow-3"),
-                                            ("2.10.3+amzn.1", "airflow-2.3+")])
+@pytest.mark.parametrize(
+    "version,family",
+    [
+        ("2.7.2", "airflow-2.3+"),
+        ("2.11.0", "airflow-2.3+"),
+        ("3.0.6", "airflow-3"),
+        ("3.1.8", "airflow-3"),
+        ("2.10.3+amzn.1", "airflow-2.3+"),
+    ],
+)
 def test_naming_table_lookup(version, family):
     assert tl.naming_for(version)["family"] == family
 
@@ -66,8 +83,10 @@ def test_every_migratable_version_in_the_shared_table_has_a_naming():
             assert tl.naming_for(version)["parts"] is not None, version
 
 
-@pytest.mark.parametrize("version,needle", [("2.2.5", "logical date"), ("1.10.12", "logical date"),
-                                           ("1.9.0", "older than"), ("latest", "not a version")])
+@pytest.mark.parametrize(
+    "version,needle",
+    [("2.2.5", "logical date"), ("1.10.12", "logical date"), ("1.9.0", "older than"), ("latest", "not a version")],
+)
 def test_unsupported_versions_are_refused_with_reason(version, needle):
     with pytest.raises(ValueError, match=needle):
         tl.naming_for(version)
@@ -85,19 +104,23 @@ def test_plan_lists_every_try_and_flags_unrepresentable_names():
     assert "'*'" in star["invalid"][0]["reason"]
 
 
-@pytest.mark.parametrize("bad,field", [
-    ({"dag_id": "", "task_id": "t", "run_id": "r", "map_index": -1, "try_number": 1}, "dag_id"),
-    ({"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -2, "try_number": 1}, "map_index"),
-    ({"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1, "try_number": "1"}, "try_number"),
-    ({"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": True, "try_number": 1}, "map_index"),
-    ({"dag_id": "d", "task_id": "t", "map_index": -1, "try_number": 1}, "run_id"),
-])
+@pytest.mark.parametrize(
+    "bad,field",
+    [
+        ({"dag_id": "", "task_id": "t", "run_id": "r", "map_index": -1, "try_number": 1}, "dag_id"),
+        ({"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -2, "try_number": 1}, "map_index"),
+        ({"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1, "try_number": "1"}, "try_number"),
+        ({"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": True, "try_number": 1}, "map_index"),
+        ({"dag_id": "d", "task_id": "t", "map_index": -1, "try_number": 1}, "run_id"),
+    ],
+)
 def test_bad_task_instance_names_index_field_and_value(bad, field):
     with pytest.raises(ValueError, match=rf"task_instances\[0\]\.{field} = "):
         tl.validate_task_instance(bad, 0)
 
 
 # ------------------------------------------------------------- batching (pure)
+
 
 def test_batches_respect_count_bytes_span_and_order():
     t0 = 1_700_000_000_000
@@ -122,8 +145,9 @@ def test_batches_respect_count_bytes_span_and_order():
 
 
 def test_resume_filter_skips_exactly_the_written_prefix():
-    evs = [{"timestamp": t, "message": m} for t, m in
-           [(1, "a"), (2, "b"), (3, "same"), (3, "same"), (3, "c"), (4, "d")]]
+    evs = [
+        {"timestamp": t, "message": m} for t, m in [(1, "a"), (2, "b"), (3, "same"), (3, "same"), (3, "c"), (4, "d")]
+    ]
     counts = {}
     tail = tl.Tail.of(3, ["same"])  # one of the two identical events at t=3 was written
     rest = list(tl.skip_already_written(evs, tail, counts))
@@ -152,6 +176,7 @@ def test_backoff_is_exponential_capped_and_jittered():
 
 # ------------------------------------------------------------------ moto fixtures
 
+
 class PutChecker:
     """Asserts on every PutLogEvents request that the API limits hold; counts calls."""
 
@@ -174,16 +199,19 @@ class PutChecker:
 
 @pytest.fixture
 def logs(monkeypatch):
-    for k, v in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                 ("AWS_SESSION_TOKEN", "testing"), ("AWS_DEFAULT_REGION", "eu-west-1")):
+    for k, v in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_SESSION_TOKEN", "testing"),
+        ("AWS_DEFAULT_REGION", "eu-west-1"),
+    ):
         monkeypatch.setenv(k, v)
     with mock_aws():
         client = boto3.client("logs", region_name="eu-west-1")
         client.create_log_group(logGroupName=SRC_GROUP)
         client.create_log_group(logGroupName=DST_GROUP)
         checker = PutChecker()
-        client.meta.events.register("provide-client-params.cloudwatch-logs.PutLogEvents",
-                                    checker.check)
+        client.meta.events.register("provide-client-params.cloudwatch-logs.PutLogEvents", checker.check)
         client.meta.events.register("provide-client-params.cloudwatch-logs", checker.count)
         client.checker = checker
         yield client
@@ -192,16 +220,14 @@ def logs(monkeypatch):
 def seed(client, group, stream, events):
     client.create_log_stream(logGroupName=group, logStreamName=stream)
     for i in range(0, len(events), 10_000):
-        client.put_log_events(logGroupName=group, logStreamName=stream,
-                              logEvents=events[i:i + 10_000])
+        client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events[i : i + 10_000])
 
 
 def read_all(client, group, stream):
     out, token = [], None
     while True:
         kw = {"nextToken": token} if token else {}
-        page = client.get_log_events(logGroupName=group, logStreamName=stream,
-                                     startFromHead=True, **kw)
+        page = client.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True, **kw)
         out += [(e["timestamp"], e["message"]) for e in page["events"]]
         if page["nextForwardToken"] == token:
             return out
@@ -215,8 +241,15 @@ def events(n, start=None, prefix="line"):
 
 def copy(client, tis, **kw):
     kw.setdefault("sleep", lambda s: None)
-    return tl.copy_task_logs(client, source_env=SRC, target_env=DST, source_version="2.10.3",
-                             target_version="3.0.6", task_instances=tis, **kw)
+    return tl.copy_task_logs(
+        client,
+        source_env=SRC,
+        target_env=DST,
+        source_version="2.10.3",
+        target_version="3.0.6",
+        task_instances=tis,
+        **kw,
+    )
 
 
 def inject(client, operation, code, times, *, exc=None):
@@ -230,15 +263,17 @@ def inject(client, operation, code, times, *, exc=None):
         state["left"] -= 1
         if exc is not None:
             raise exc
-        return (SimpleNamespace(status_code=400, headers={}),
-                {"Error": {"Code": code, "Message": "Rate exceeded"},
-                 "ResponseMetadata": {"HTTPStatusCode": 400}})
+        return (
+            SimpleNamespace(status_code=400, headers={}),
+            {"Error": {"Code": code, "Message": "Rate exceeded"}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+        )
 
     client.meta.events.register(f"before-call.cloudwatch-logs.{operation}", handler)
     return state
 
 
 # ----------------------------------------------------------------------- moto tests
+
 
 def test_copies_every_page_of_events_and_streams_with_target_naming(logs):
     long_ti = ti(task="long", run="scheduled__2026-11-20T00:00:00+00:00")
@@ -257,10 +292,8 @@ def test_copies_every_page_of_events_and_streams_with_target_naming(logs):
     assert summary["streams_copied"] == 1 + 60 + 6
     assert summary["streams_missing"] == 0 and summary["errors"] == []
     assert summary["events_copied"] == 25_000 + 120 + 18
-    target_long = ("dag_id=etl/run_id=scheduled__2026-11-20T00_00_00+00_00/task_id=long/"
-                   "attempt=1.log")
-    assert read_all(logs, DST_GROUP, target_long) == [(e["timestamp"], e["message"])
-                                                      for e in long_src]
+    target_long = "dag_id=etl/run_id=scheduled__2026-11-20T00_00_00+00_00/task_id=long/attempt=1.log"
+    assert read_all(logs, DST_GROUP, target_long) == [(e["timestamp"], e["message"]) for e in long_src]
     for m in mapped:
         got = read_all(logs, DST_GROUP, name(m, 2))
         assert got[0][1] == f"m{m['map_index']} a2 0" and len(got) == 3
@@ -269,8 +302,7 @@ def test_copies_every_page_of_events_and_streams_with_target_naming(logs):
     calls = logs.checker.calls
     assert calls[("GetLogEvents", SRC_GROUP)] >= 67 + 3  # the long stream took >1 page
     assert summary["api_calls"]["DescribeLogStreams"] == 1 + 2 + 3  # 60 attempts: 2 pages
-    assert [n for g, s, n in logs.checker.batches
-            if (g, s) == (DST_GROUP, target_long)] == [10_000, 10_000, 5_000]
+    assert [n for g, s, n in logs.checker.batches if (g, s) == (DST_GROUP, target_long)] == [10_000, 10_000, 5_000]
 
 
 def test_second_run_skips_everything_and_changes_nothing(logs):
@@ -342,6 +374,7 @@ def test_events_older_than_cloudwatch_accepts_are_reported(logs):
     seed(logs, SRC_GROUP, name(t, 1), [e for e in src if e["message"] != "old"])
     # moto refuses old events too, so put the old ones straight into its backend view
     from moto.logs.models import logs_backends
+
     stream = logs_backends["123456789012"]["eu-west-1"].groups[SRC_GROUP].streams[name(t, 1)]
     stream.events[:0] = [type(stream.events[0])(now_ms(), e) for e in src[:4]]
     summary = copy(logs, [t])
@@ -353,19 +386,28 @@ def test_throttling_is_retried_with_backoff_until_success(logs):
     t = ti(tries=2)
     for a in (1, 2):
         seed(logs, SRC_GROUP, name(t, a), events(40))
-    injected = {op: inject(logs, op, code, n) for op, code, n in (
-        ("GetLogEvents", "ThrottlingException", 3),
-        ("PutLogEvents", "ThrottlingException", 2),
-        ("DescribeLogStreams", "LimitExceededException", 2),
-        ("CreateLogStream", "ServiceUnavailableException", 1))}
+    injected = {
+        op: inject(logs, op, code, n)
+        for op, code, n in (
+            ("GetLogEvents", "ThrottlingException", 3),
+            ("PutLogEvents", "ThrottlingException", 2),
+            ("DescribeLogStreams", "LimitExceededException", 2),
+            ("CreateLogStream", "ServiceUnavailableException", 1),
+        )
+    }
     sleeps = []
 
     class TopOfRange(random.Random):
         def uniform(self, a, b):
             return b
 
-    summary = copy(logs, [t], sleep=sleeps.append, rng=TopOfRange(),
-                   retry=tl.RetryPolicy(max_attempts=5, base_delay=0.5, max_delay=30))
+    summary = copy(
+        logs,
+        [t],
+        sleep=sleeps.append,
+        rng=TopOfRange(),
+        retry=tl.RetryPolicy(max_attempts=5, base_delay=0.5, max_delay=30),
+    )
 
     assert all(state["left"] == 0 for state in injected.values())
     assert summary["api_retries"] == 8 and len(sleeps) == 8
@@ -422,8 +464,7 @@ def test_write_with_unknown_outcome_is_not_retried_then_resumed(logs, applied):
             raise ReadTimeoutError(endpoint_url="https://logs")
 
     # "after-call" fires once CloudWatch has stored the batch: the caller never hears so
-    logs.meta.events.register(
-        f"{'after' if applied else 'before'}-call.cloudwatch-logs.PutLogEvents", timeout)
+    logs.meta.events.register(f"{'after' if applied else 'before'}-call.cloudwatch-logs.PutLogEvents", timeout)
     with pytest.raises(tl.TaskLogCopyError, match="ReadTimeoutError") as info:
         copy(logs, [t])
     assert len(read_all(logs, DST_GROUP, name(t, 1))) == (10_000 if applied else 0)
@@ -436,21 +477,36 @@ def test_write_with_unknown_outcome_is_not_retried_then_resumed(logs, applied):
 
 def test_missing_log_group_is_fatal_and_named(logs):
     with pytest.raises(tl.TaskLogCopyError, match="airflow-nowhere-Task"):
-        tl.copy_task_logs(logs, source_env="nowhere", target_env=DST, source_version="2.10.3",
-                          target_version="2.11.0", task_instances=[])
+        tl.copy_task_logs(
+            logs,
+            source_env="nowhere",
+            target_env=DST,
+            source_version="2.10.3",
+            target_version="2.11.0",
+            task_instances=[],
+        )
 
 
-@pytest.mark.parametrize("kw,needle", [
-    ({"source_env": "1bad"}, "source_env='1bad'"),
-    ({"target_env": SRC}, "both 'blue'"),
-    ({"source_version": "2.1.4"}, "source_version: task-log copy does not support"),
-    ({"target_version": "x"}, "target_version"),
-    ({"task_instances": {"dag_id": "d"}}, "iterable of dicts"),
-    ({"progress_every": 0}, "progress_every"),
-])
+@pytest.mark.parametrize(
+    "kw,needle",
+    [
+        ({"source_env": "1bad"}, "source_env='1bad'"),
+        ({"target_env": SRC}, "both 'blue'"),
+        ({"source_version": "2.1.4"}, "source_version: task-log copy does not support"),
+        ({"target_version": "x"}, "target_version"),
+        ({"task_instances": {"dag_id": "d"}}, "iterable of dicts"),
+        ({"progress_every": 0}, "progress_every"),
+    ],
+)
 def test_bad_arguments_are_refused_before_any_call(logs, kw, needle):
-    args = {"source_env": SRC, "target_env": DST, "source_version": "2.10.3",
-            "target_version": "2.11.0", "task_instances": [], **kw}
+    args = {
+        "source_env": SRC,
+        "target_env": DST,
+        "source_version": "2.10.3",
+        "target_version": "2.11.0",
+        "task_instances": [],
+        **kw,
+    }
     with pytest.raises(ValueError, match=needle):
         tl.copy_task_logs(logs, **args)
     assert logs.checker.calls == {}
@@ -473,9 +529,11 @@ def test_progress_every_n_streams_and_no_event_content_anywhere(logs, caplog):
 
 # -------------------------------------------------------- Stubber: the real model
 
+
 def test_every_request_validates_against_the_logs_service_model():
     client = botocore.session.get_session().create_client(
-        "logs", region_name="eu-west-1", aws_access_key_id="a", aws_secret_access_key="b")
+        "logs", region_name="eu-west-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
     t = ti(run="manual__2026-11-20T10:00:00+00:00", map_index=2, tries=2)
     prefix = "dag_id=etl/run_id=manual__2026-11-20T10_00_00+00_00/task_id=load/map_index=2/attempt="
     s1, s2 = prefix + "1.log", prefix + "2.log"
@@ -484,42 +542,72 @@ def test_every_request_validates_against_the_logs_service_model():
     put = [{"timestamp": e["timestamp"], "message": e["message"]} for e in ev]
     with Stubber(client) as stub:
         for group in (SRC_GROUP, DST_GROUP):
-            stub.add_response("describe_log_groups", {"logGroups": [{"logGroupName": group}]},
-                              {"logGroupNamePrefix": group})
-        stub.add_response("describe_log_streams",
-                          {"logStreams": [{"logStreamName": s1}], "nextToken": "p2"},
-                          {"logGroupName": SRC_GROUP, "logStreamNamePrefix": prefix})
-        stub.add_response("describe_log_streams", {"logStreams": [{"logStreamName": s2}]},
-                          {"logGroupName": SRC_GROUP, "logStreamNamePrefix": prefix,
-                           "nextToken": "p2"})
+            stub.add_response(
+                "describe_log_groups", {"logGroups": [{"logGroupName": group}]}, {"logGroupNamePrefix": group}
+            )
+        stub.add_response(
+            "describe_log_streams",
+            {"logStreams": [{"logStreamName": s1}], "nextToken": "p2"},
+            {"logGroupName": SRC_GROUP, "logStreamNamePrefix": prefix},
+        )
+        stub.add_response(
+            "describe_log_streams",
+            {"logStreams": [{"logStreamName": s2}]},
+            {"logGroupName": SRC_GROUP, "logStreamNamePrefix": prefix, "nextToken": "p2"},
+        )
         # attempt 1: new target stream, two event pages then the repeated token
         stub.add_response("create_log_stream", {}, {"logGroupName": DST_GROUP, "logStreamName": s1})
         read = {"logGroupName": SRC_GROUP, "logStreamName": s1, "startFromHead": True}
-        stub.add_response("get_log_events", {"events": ev[:2], "nextForwardToken": "f1",
-                                             "nextBackwardToken": "b1"}, read)
-        stub.add_response("get_log_events", {"events": ev[2:], "nextForwardToken": "f2",
-                                             "nextBackwardToken": "b2"}, {**read, "nextToken": "f1"})
-        stub.add_response("get_log_events", {"events": [], "nextForwardToken": "f2",
-                                             "nextBackwardToken": "b3"}, {**read, "nextToken": "f2"})
-        stub.add_response("put_log_events", {"nextSequenceToken": "1"},
-                          {"logGroupName": DST_GROUP, "logStreamName": s1, "logEvents": put})
+        stub.add_response(
+            "get_log_events", {"events": ev[:2], "nextForwardToken": "f1", "nextBackwardToken": "b1"}, read
+        )
+        stub.add_response(
+            "get_log_events",
+            {"events": ev[2:], "nextForwardToken": "f2", "nextBackwardToken": "b2"},
+            {**read, "nextToken": "f1"},
+        )
+        stub.add_response(
+            "get_log_events",
+            {"events": [], "nextForwardToken": "f2", "nextBackwardToken": "b3"},
+            {**read, "nextToken": "f2"},
+        )
+        stub.add_response(
+            "put_log_events",
+            {"nextSequenceToken": "1"},
+            {"logGroupName": DST_GROUP, "logStreamName": s1, "logEvents": put},
+        )
         # attempt 2: the target exists; its tail equals the source's, so it is skipped
-        stub.add_client_error("create_log_stream", "ResourceAlreadyExistsException", "exists", 400,
-                              expected_params={"logGroupName": DST_GROUP, "logStreamName": s1[:-5] + "2.log"})
+        stub.add_client_error(
+            "create_log_stream",
+            "ResourceAlreadyExistsException",
+            "exists",
+            400,
+            expected_params={"logGroupName": DST_GROUP, "logStreamName": s1[:-5] + "2.log"},
+        )
         for group in (DST_GROUP, SRC_GROUP):
-            stub.add_response("get_log_events", {"events": ev[2:], "nextForwardToken": "t1",
-                                                 "nextBackwardToken": "t0"},
-                              {"logGroupName": group, "logStreamName": s2,
-                               "startFromHead": False, "limit": 1})
-            at = {"logGroupName": group, "logStreamName": s2, "startFromHead": True,
-                  "startTime": ev[2]["timestamp"]}
-            stub.add_response("get_log_events", {"events": ev[2:], "nextForwardToken": "a1",
-                                                 "nextBackwardToken": "a0"}, at)
-            stub.add_response("get_log_events", {"events": [], "nextForwardToken": "a1",
-                                                 "nextBackwardToken": "a0"}, {**at, "nextToken": "a1"})
-        summary = tl.copy_task_logs(client, source_env=SRC, target_env=DST,
-                                    source_version="2.9.2", target_version="3.0.6",
-                                    task_instances=[t], sleep=lambda s: None)
+            stub.add_response(
+                "get_log_events",
+                {"events": ev[2:], "nextForwardToken": "t1", "nextBackwardToken": "t0"},
+                {"logGroupName": group, "logStreamName": s2, "startFromHead": False, "limit": 1},
+            )
+            at = {"logGroupName": group, "logStreamName": s2, "startFromHead": True, "startTime": ev[2]["timestamp"]}
+            stub.add_response(
+                "get_log_events", {"events": ev[2:], "nextForwardToken": "a1", "nextBackwardToken": "a0"}, at
+            )
+            stub.add_response(
+                "get_log_events",
+                {"events": [], "nextForwardToken": "a1", "nextBackwardToken": "a0"},
+                {**at, "nextToken": "a1"},
+            )
+        summary = tl.copy_task_logs(
+            client,
+            source_env=SRC,
+            target_env=DST,
+            source_version="2.9.2",
+            target_version="3.0.6",
+            task_instances=[t],
+            sleep=lambda s: None,
+        )
         stub.assert_no_pending_responses()
     assert summary["streams_copied"] == 1 and summary["streams_skipped"] == 1
     assert summary["events_copied"] == 3

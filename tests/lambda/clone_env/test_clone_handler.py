@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 from botocore.stub import Stubber
+
 from clone_env import handler as h
 from clone_env import planner as p
 from tests.clonehelpers import ACCOUNT, REGION, TARGET_ROLE, load_env

@@ -4,6 +4,7 @@ import copy
 import json
 
 import pytest
+
 from clone_env import planner as p
 from tests.clonehelpers import ACCOUNT, REGION, TARGET_ROLE, load_env
 

@@ -6,9 +6,10 @@ import json
 import shlex
 
 import pytest
+from runner_fakes import ENV, conf, event
+
 from dag_runner import handler
 from dag_runner.airflow_api import AirflowApiError, AirflowClient, CliFallbackDisabled
-from runner_fakes import ENV, conf, event
 
 RUN = "mig-2-10-3-to-3-0-6-e"
 DAG = "db_export"

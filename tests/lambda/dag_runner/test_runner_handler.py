@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from runner_fakes import ENV, STACK_ID, conf, event
+
 from dag_runner import handler, plan
 from dag_runner.airflow_api import PathTooLong
-from runner_fakes import ENV, STACK_ID, conf, event
 
 RUN = "mig-2-10-3-to-3-0-6-e"
 DAG = "db_export"

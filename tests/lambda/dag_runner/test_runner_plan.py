@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from dag_runner import plan
 from runner_fakes import conf, event, props
+
+from dag_runner import plan
 
 
 def test_run_ids_follow_the_contract_and_stay_short():

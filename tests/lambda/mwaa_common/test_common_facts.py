@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
+
 from mwaa_common import cfn_event, retention, retry
 
 STACK = "arn:aws:cloudformation:eu-west-1:111122223333:stack/dev-migration/0a1b2c3d-0000"

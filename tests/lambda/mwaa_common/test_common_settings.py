@@ -9,6 +9,7 @@ from pathlib import Path
 
 import botocore.session
 import pytest
+
 from mwaa_common import settings
 
 

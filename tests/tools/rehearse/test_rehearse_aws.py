@@ -1,4 +1,5 @@
 """The moto stack: what the CDK app would create, on loopback only, and gone after stop()."""
+
 import socket
 
 import pytest
@@ -16,8 +17,9 @@ def stack():
 def test_bucket_is_kms_encrypted_and_private(stack):
     assert stack.endpoint.startswith("http://127.0.0.1:")
     s3 = stack.client("s3")
-    rule = s3.get_bucket_encryption(Bucket=stack.bucket)[
-        "ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+    rule = s3.get_bucket_encryption(Bucket=stack.bucket)["ServerSideEncryptionConfiguration"]["Rules"][0][
+        "ApplyServerSideEncryptionByDefault"
+    ]
     assert rule == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": stack.kms_key_arn}
     block = s3.get_public_access_block(Bucket=stack.bucket)["PublicAccessBlockConfiguration"]
     assert all(block.values())

@@ -3,6 +3,7 @@
 Small histories only (CI affords one short run per supported pair); template databases and
 venvs are reused between runs. Nothing here asserts timings.
 """
+
 import json
 import os
 import shutil
@@ -17,10 +18,12 @@ import pytest
 from tools.dev import pgcluster
 
 pytestmark = [
-    pytest.mark.airflow, pytest.mark.slow,
-    pytest.mark.skipif(not (Path(__file__).resolve().parents[3] / "dags" / "mwaa_migration"
-                            / "__main__.py").exists(),
-                       reason="the metadata library (issue 3) is not merged into this checkout"),
+    pytest.mark.airflow,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (Path(__file__).resolve().parents[3] / "dags" / "mwaa_migration" / "__main__.py").exists(),
+        reason="the metadata library (issue 3) is not merged into this checkout",
+    ),
 ]
 
 REPO = Path(__file__).resolve().parents[3]
@@ -38,16 +41,18 @@ PAIRS = [
 
 
 def rehearse(*args, timeout=1500):
-    return subprocess.run([sys.executable, "-m", "tools.rehearse", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.rehearse", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def databases_of(run_id: str) -> list[str]:
     conn = pgcluster._admin()
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
-                        (f"rehearse_{run_id.replace('-', '_')}%",))
+            cur.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"rehearse_{run_id.replace('-', '_')}%",)
+            )
             return [r[0] for r in cur.fetchall()]
     finally:
         conn.close()
@@ -56,8 +61,7 @@ def databases_of(run_id: str) -> list[str]:
 def assert_all_accounted(report: dict, first_step: str = "export") -> None:
     assert report["verdict"]["ok"], json.dumps(report, indent=1)[:6000]
     tables = report["tables"]
-    for needed in ("dag_run", "task_instance", "log", "xcom", "variable", "connection",
-                   "slot_pool"):
+    for needed in ("dag_run", "task_instance", "log", "xcom", "variable", "connection", "slot_pool"):
         assert needed in tables, sorted(tables)
     for name, t in tables.items():
         assert t["exported"] == t["inserted"] + t["already_present"] + t["rejected"], name
@@ -74,8 +78,7 @@ def assert_all_accounted(report: dict, first_step: str = "export") -> None:
 @pytest.mark.parametrize("source,target", PAIRS, ids=[f"{s}-{t}" for s, t in PAIRS])
 def test_pair_round_trip(source, target, tmp_path):
     out = tmp_path / "report.json"
-    proc = rehearse("--source-version", source, "--target-version", target, "--rows", ROWS,
-                    "--report", str(out))
+    proc = rehearse("--source-version", source, "--target-version", target, "--rows", ROWS, "--report", str(out))
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert_all_accounted(report)
@@ -104,20 +107,25 @@ def test_keep_then_check_the_export_folder(tmp_path):
         rep2 = json.loads(second.read_text())
         assert_all_accounted(rep2, first_step="upload export")
         assert rep2["rehearsal"]["source_version"] == "2.10.3"
-        assert {t: x["exported"] for t, x in rep2["tables"].items()} == \
-            {t: x["exported"] for t, x in report["tables"].items()}
+        assert {t: x["exported"] for t, x in rep2["tables"].items()} == {
+            t: x["exported"] for t, x in report["tables"].items()
+        }
 
         # the kept source database, as an existing one, with its key from the environment
         third = tmp_path / "third.json"
         env = dict(os.environ, AIRFLOW__CORE__FERNET_KEY=kept["source_fernet_key"])
-        proc5 = subprocess.run([sys.executable, "-m", "tools.rehearse", "--source-db",
-                                kept["source_db"], "--report", str(third)], cwd=REPO, env=env,
-                               capture_output=True, text=True, timeout=1500)
+        proc5 = subprocess.run(
+            [sys.executable, "-m", "tools.rehearse", "--source-db", kept["source_db"], "--report", str(third)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1500,
+        )
         assert proc5.returncode == 0, proc5.stdout[-5000:] + proc5.stderr[-3000:]
         rep3 = json.loads(third.read_text())
         assert_all_accounted(rep3)
-        assert rep3["secrets"]["variables"]["identical_to_source"] == \
-            rep3["secrets"]["variables"]["in_source"] > 0
+        assert rep3["secrets"]["variables"]["identical_to_source"] == rep3["secrets"]["variables"]["in_source"] > 0
         assert databases_of(run_id) != []  # the given source database is never dropped
 
         table = next(iter(sorted((folder / "tables").iterdir())))
@@ -177,9 +185,14 @@ def test_ctrl_c_leaves_nothing_running(tmp_path, monkeypatch):
     monkeypatch.setenv("MWAA_UPGRADE_PG_PORT", str(port))
     monkeypatch.setenv("MWAA_UPGRADE_PG_DIR", str(pgdir))
     out = tmp_path / "report.json"
-    proc = subprocess.Popen([sys.executable, "-m", "tools.rehearse", "--rows", ROWS,
-                             "--report", str(out)], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.rehearse", "--rows", ROWS, "--report", str(out)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     seen = []
     kids: set[int] = set()
     try:

@@ -2,6 +2,7 @@
 
 Fast: no Airflow, no PostgreSQL (an unreachable URL is refused before anything runs).
 """
+
 import gzip
 import hashlib
 import json
@@ -14,8 +15,8 @@ import pytest
 
 from mwaa_common import versions as V
 from tools.rehearse import checks
-from tools.rehearse.checks import UsageError
 from tools.rehearse.args import parse_args, validate
+from tools.rehearse.checks import UsageError
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -32,6 +33,7 @@ def free_port() -> int:
 
 # ---- versions -------------------------------------------------------------------------
 
+
 def test_default_plan_is_2_10_3_to_2_11_0_generated():
     plan = plan_for()
     assert (plan["mode"], plan["source"], plan["target"]) == ("generated", "2.10.3", "2.11.0")
@@ -39,15 +41,27 @@ def test_default_plan_is_2_10_3_to_2_11_0_generated():
     checks.check_fernet_key(plan["source_key"])  # a real Fernet key
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--source-version", "2.6.3"], r"--source-version 2\.6\.3: unknown Airflow version; supported here: 2\.7\.2, "),
-    (["--target-version", "banana"], r"--target-version banana: unknown Airflow version"),
-    (["--target-version", "3.3.1"], r"--target-version 3\.3\.1: the metadata DAGs do not support Airflow 3\.3\.1; supported: 2\.7\.2.*3\.0\.6"),
-    (["--source-version", "1.10.12"], r"--source-version 1\.10\.12: the metadata DAGs do not support"),
-    (["--source-version", "2.11.0", "--target-version", "2.10.3"], r"not allowed \(downgrades are not allowed"),
-    (["--source-version", "3.0.6", "--target-version", "2.11.0"], r"same or a newer version only"),
-    (["--source-version", "3.0.6", "--target-version", "3.0.6"], r"--source-version 3\.0\.6: the generated history .* 2\.x only"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (
+            ["--source-version", "2.6.3"],
+            r"--source-version 2\.6\.3: unknown Airflow version; supported here: 2\.7\.2, ",
+        ),
+        (["--target-version", "banana"], r"--target-version banana: unknown Airflow version"),
+        (
+            ["--target-version", "3.3.1"],
+            r"--target-version 3\.3\.1: the metadata DAGs do not support Airflow 3\.3\.1; supported: 2\.7\.2.*3\.0\.6",
+        ),
+        (["--source-version", "1.10.12"], r"--source-version 1\.10\.12: the metadata DAGs do not support"),
+        (["--source-version", "2.11.0", "--target-version", "2.10.3"], r"not allowed \(downgrades are not allowed"),
+        (["--source-version", "3.0.6", "--target-version", "2.11.0"], r"same or a newer version only"),
+        (
+            ["--source-version", "3.0.6", "--target-version", "3.0.6"],
+            r"--source-version 3\.0\.6: the generated history .* 2\.x only",
+        ),
+    ],
+)
 def test_bad_versions(argv, message):
     with pytest.raises(UsageError, match=message):
         plan_for(*argv)
@@ -58,19 +72,24 @@ def test_version_the_library_rules_do_not_know(monkeypatch):
     if rules is None:
         pytest.skip("the metadata library is not in this checkout")
     monkeypatch.setitem(V.VERSIONS, "2.10.1", {**V.VERSIONS["2.10.1"], "alembic_head": "0123456789ab"})
-    with pytest.raises(UsageError, match=r"--source-version 2\.10\.1: its schema \(alembic "
-                                         r"revision 0123456789ab\) is not in the migration "
-                                         r"library's rule table"):
+    with pytest.raises(
+        UsageError,
+        match=r"--source-version 2\.10\.1: its schema \(alembic "
+        r"revision 0123456789ab\) is not in the migration "
+        r"library's rule table",
+    ):
         plan_for("--source-version", "2.10.1")
     monkeypatch.setitem(rules.REVISIONS, "0123456789ab", "2.9.2")
-    with pytest.raises(UsageError, match=r"versions says schema family 2\.10\.3, the migration "
-                                         r"library's rules say 2\.9\.2"):
+    with pytest.raises(
+        UsageError,
+        match=r"versions says schema family 2\.10\.3, the migration "
+        r"library's rules say 2\.9\.2",
+    ):
         plan_for("--source-version", "2.10.1")
 
 
 def test_supported_versions_follow_the_table():
-    assert checks.supported_versions() == [
-        v for v in V.known_versions() if V.VERSIONS[v]["migration_schema"]]
+    assert checks.supported_versions() == [v for v in V.known_versions() if V.VERSIONS[v]["migration_schema"]]
     assert "3.3.1" not in checks.supported_versions()
 
 
@@ -82,11 +101,18 @@ def test_every_supported_version_has_an_alembic_head():
 
 # ---- flag combinations ----------------------------------------------------------------
 
-@pytest.mark.parametrize("argv,message", [
-    (["--rows", "0"], r"--rows 0: must be between 1 and"),
-    (["--rows", "10", "--source-db", "postgresql://x@127.0.0.1/db"], r"--rows 10: only for a generated history.*--source-db"),
-    (["--source-fernet-key", "abc"], r"--source-fernet-key: only used with --source-db"),
-])
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--rows", "0"], r"--rows 0: must be between 1 and"),
+        (
+            ["--rows", "10", "--source-db", "postgresql://x@127.0.0.1/db"],
+            r"--rows 10: only for a generated history.*--source-db",
+        ),
+        (["--source-fernet-key", "abc"], r"--source-fernet-key: only used with --source-db"),
+    ],
+)
 def test_bad_flag_combinations(argv, message):
     with pytest.raises(UsageError, match=message):
         plan_for(*argv)
@@ -101,20 +127,24 @@ def test_source_db_and_from_export_are_exclusive(capsys):
 
 # ---- --source-db ------------------------------------------------------------------------
 
+
 def test_unreachable_source_db_names_it_without_the_password():
     url = f"postgresql+psycopg2://airflow:s3cret@127.0.0.1:{free_port()}/airflow"
     with pytest.raises(UsageError) as exc:
         plan_for("--source-db", url)
     msg = str(exc.value)
-    assert msg.startswith(f"--source-db postgresql+psycopg2://airflow:***@127.0.0.1:")
+    assert msg.startswith("--source-db postgresql+psycopg2://airflow:***@127.0.0.1:")
     assert "cannot connect" in msg and "s3cret" not in msg
 
 
-@pytest.mark.parametrize("url,message", [
-    ("mysql://u@h/db", r"mysql is not supported; MWAA's metadata database is PostgreSQL"),
-    ("sqlite:////tmp/airflow.db", r"sqlite is not supported"),
-    ("airflow.db", r"not a database URL"),
-])
+@pytest.mark.parametrize(
+    "url,message",
+    [
+        ("mysql://u@h/db", r"mysql is not supported; MWAA's metadata database is PostgreSQL"),
+        ("sqlite:////tmp/airflow.db", r"sqlite is not supported"),
+        ("airflow.db", r"not a database URL"),
+    ],
+)
 def test_source_db_must_be_postgresql(url, message):
     with pytest.raises(UsageError, match=message):
         plan_for("--source-db", url)
@@ -147,8 +177,7 @@ def test_bad_fernet_keys(key):
 
 
 def test_fernet_key_list_is_accepted():
-    assert len(checks.check_fernet_key(
-        f"{checks.generate_fernet_key()},{checks.generate_fernet_key()}")) == 2
+    assert len(checks.check_fernet_key(f"{checks.generate_fernet_key()},{checks.generate_fernet_key()}")) == 2
 
 
 def test_mask_url():
@@ -158,6 +187,7 @@ def test_mask_url():
 
 # ---- --from-export ----------------------------------------------------------------------
 
+
 def make_export(root: Path, *, source="2.10.3", rows=3) -> Path:
     """A minimal export folder in the contract's layout (docs/contracts.md section 3)."""
     (root / "tables").mkdir(parents=True)
@@ -166,13 +196,27 @@ def make_export(root: Path, *, source="2.10.3", rows=3) -> Path:
         body = "id,x\n" + "".join(f"{i},v{i}\n" for i in range(rows))
         path = root / "tables" / f"{name}.csv.gz"
         path.write_bytes(gzip.compress(body.encode()))
-        tables[name] = {"columns": ["id", "x"], "types": {}, "rows": rows,
-                        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                        "key": f"tables/{name}.csv.gz"}
-    (root / "manifest.json").write_text(json.dumps({
-        "format": 1, "migration_id": "m-1", "source_airflow_version": source,
-        "source_schema_revision": V.alembic_head(source), "exported_at": "2026-11-21T00:00:00Z",
-        "tables": tables, "active_dags": [], "paused_for_export": []}))
+        tables[name] = {
+            "columns": ["id", "x"],
+            "types": {},
+            "rows": rows,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "key": f"tables/{name}.csv.gz",
+        }
+    (root / "manifest.json").write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "migration_id": "m-1",
+                "source_airflow_version": source,
+                "source_schema_revision": V.alembic_head(source),
+                "exported_at": "2026-11-21T00:00:00Z",
+                "tables": tables,
+                "active_dags": [],
+                "paused_for_export": [],
+            }
+        )
+    )
     return root
 
 
@@ -216,16 +260,22 @@ def test_export_version_disagrees_with_flag(tmp_path):
 
 def test_export_of_an_unsupported_or_newer_version(tmp_path):
     root = make_export(tmp_path / "m-1", source="2.11.0")
-    with pytest.raises(UsageError, match=r"--from-export .*: the export was made by Airflow "
-                                         r"2\.11\.0 \(.*downgrades are not allowed"):
+    with pytest.raises(
+        UsageError,
+        match=r"--from-export .*: the export was made by Airflow "
+        r"2\.11\.0 \(.*downgrades are not allowed",
+    ):
         plan_for("--from-export", str(root), "--target-version", "2.10.3")
     with pytest.raises(UsageError, match=r"^--target-version 3\.3\.1: the metadata DAGs"):
         plan_for("--from-export", str(root), "--target-version", "3.3.1")
     manifest = json.loads((root / "manifest.json").read_text())
     manifest["source_airflow_version"] = "2.6.3"
     (root / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(UsageError, match=r"made by Airflow 2\.6\.3 \(--source-version 2\.6\.3: "
-                                         r"unknown Airflow version"):
+    with pytest.raises(
+        UsageError,
+        match=r"made by Airflow 2\.6\.3 \(--source-version 2\.6\.3: "
+        r"unknown Airflow version",
+    ):
         plan_for("--from-export", str(root))
 
 
@@ -236,10 +286,15 @@ def test_export_not_a_directory(tmp_path):
 
 # ---- the command itself ----------------------------------------------------------------
 
+
 def test_cli_exit_code_and_message_on_bad_input(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "tools.rehearse", "--target-version", "3.3.1",
-                           "--report", str(tmp_path / "r.json")],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.rehearse", "--target-version", "3.3.1", "--report", str(tmp_path / "r.json")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: --target-version 3.3.1: the metadata DAGs do not support")
     assert not (tmp_path / "r.json").exists()  # nothing ran, nothing to report
@@ -250,8 +305,7 @@ def test_library_argv_keeps_the_fernet_key_out_of_the_process_list():
 
     from tools.rehearse.harness import library_argv
 
-    argv = library_argv(Path("/v/bin/python"), "import", "postgresql://u@h/d", "b", "-p/",
-                        '{"bucket": "b"}')
+    argv = library_argv(Path("/v/bin/python"), "import", "postgresql://u@h/d", "b", "-p/", '{"bucket": "b"}')
     assert not any("fernet" in a.lower() for a in argv)
     ap = argparse.ArgumentParser()  # the library CLI's flags (python -m mwaa_migration)
     ap.add_argument("command")

@@ -1,4 +1,5 @@
 """Child processes: own process group, nothing left behind, peak memory, progress lines."""
+
 import os
 import sys
 import threading
@@ -21,8 +22,12 @@ def alive(pid: int) -> bool:
 
 def test_child_runs_in_its_own_process_group_and_output_is_streamed(tmp_path):
     lines = []
-    res = procs.run([sys.executable, "-c", "import os; print(os.getpgid(0) == os.getpid())"],
-                    echo=lines.append, label="[t] ", log_path=tmp_path / "t.log")
+    res = procs.run(
+        [sys.executable, "-c", "import os; print(os.getpgid(0) == os.getpid())"],
+        echo=lines.append,
+        label="[t] ",
+        log_path=tmp_path / "t.log",
+    )
     assert res.returncode == 0
     assert lines == ["  [t] True"]
     assert (tmp_path / "t.log").read_text() == "True\n"
@@ -36,8 +41,7 @@ def test_peak_memory_of_the_child_is_measured():
 
 
 def test_failure_carries_the_tail(tmp_path):
-    res = procs.run([sys.executable, "-c", "print('boom'); raise SystemExit(3)"],
-                    echo=lambda s: None)
+    res = procs.run([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], echo=lambda s: None)
     with pytest.raises(procs.StepFailed) as exc:
         procs.check(res, "export", tmp_path / "x.log")
     assert exc.value.returncode == 3 and "| boom" in str(exc.value)
@@ -45,17 +49,18 @@ def test_failure_carries_the_tail(tmp_path):
 
 def test_silent_child_gets_progress_lines():
     lines = []
-    procs.run([sys.executable, "-c", "import time; time.sleep(1.2)"], echo=lines.append,
-              heartbeat=0.3, label="[slow] ")
+    procs.run([sys.executable, "-c", "import time; time.sleep(1.2)"], echo=lines.append, heartbeat=0.3, label="[slow] ")
     assert any("[slow] ... still running" in line for line in lines)
 
 
 def test_terminate_all_leaves_no_process_of_the_group(tmp_path):
     pidfile = tmp_path / "pids"
-    script = ("import subprocess, sys, time\n"
-              "kid = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-              f"open({str(pidfile)!r}, 'w').write(f'{{kid.pid}}')\n"
-              "time.sleep(60)\n")
+    script = (
+        "import subprocess, sys, time\n"
+        "kid = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(pidfile)!r}, 'w').write(f'{{kid.pid}}')\n"
+        "time.sleep(60)\n"
+    )
     box = {}
 
     def target():
@@ -82,10 +87,12 @@ def test_terminate_all_leaves_no_process_of_the_group(tmp_path):
 
 def test_leftover_daemon_of_a_finished_step_is_ended(tmp_path):
     pidfile = tmp_path / "pid"
-    script = ("import subprocess, sys\n"
-              "kid = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],"
-              " stdout=subprocess.DEVNULL)\n"
-              f"open({str(pidfile)!r}, 'w').write(str(kid.pid))\n")
+    script = (
+        "import subprocess, sys\n"
+        "kid = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],"
+        " stdout=subprocess.DEVNULL)\n"
+        f"open({str(pidfile)!r}, 'w').write(str(kid.pid))\n"
+    )
     res = procs.run([sys.executable, "-c", script], echo=lambda s: None)
     assert res.returncode == 0
     pid = int(pidfile.read_text())

@@ -2,14 +2,15 @@
 
 The database holds just the tables the checks read, with the columns Airflow gives them.
 """
+
 import pytest
 from cryptography.fernet import Fernet
 
 from mwaa_common import versions as V
 from tools.dev import pgcluster
 from tools.rehearse import checks
-from tools.rehearse.checks import UsageError
 from tools.rehearse.args import parse_args, validate
+from tools.rehearse.checks import UsageError
 
 pytestmark = pytest.mark.airflow
 
@@ -21,10 +22,11 @@ def source_db():
     conn = checks.connect(url)
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
-        cur.execute("CREATE TABLE variable (id serial, key varchar(250), val text, "
-                    "is_encrypted boolean)")
-        cur.execute("CREATE TABLE connection (id serial, conn_id varchar(250), password text, "
-                    "extra text, is_encrypted boolean, is_extra_encrypted boolean)")
+        cur.execute("CREATE TABLE variable (id serial, key varchar(250), val text, is_encrypted boolean)")
+        cur.execute(
+            "CREATE TABLE connection (id serial, conn_id varchar(250), password text, "
+            "extra text, is_encrypted boolean, is_extra_encrypted boolean)"
+        )
     yield url, conn
     conn.close()
     pgcluster.drop_database(name)
@@ -62,10 +64,15 @@ def test_encrypted_values_need_the_key(source_db):
     set_revision(conn, "2.10.3")
     key = Fernet.generate_key()
     with conn.cursor() as cur:
-        cur.execute("INSERT INTO variable (key, val, is_encrypted) VALUES ('api_token', %s, true)",
-                    (Fernet(key).encrypt(b"secret").decode(),))
-    with pytest.raises(UsageError, match=r"holds 1 encrypted variables and 0 encrypted "
-                                         r"connections: pass .*--source-fernet-key"):
+        cur.execute(
+            "INSERT INTO variable (key, val, is_encrypted) VALUES ('api_token', %s, true)",
+            (Fernet(key).encrypt(b"secret").decode(),),
+        )
+    with pytest.raises(
+        UsageError,
+        match=r"holds 1 encrypted variables and 0 encrypted "
+        r"connections: pass .*--source-fernet-key",
+    ):
         plan(url)
     wrong = Fernet.generate_key().decode()
     with pytest.raises(UsageError) as exc:
